@@ -1,0 +1,1 @@
+method = dict(type='rtn')

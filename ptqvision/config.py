@@ -1,0 +1,133 @@
+"""Experiment configs: mmengine files with ``_base_`` inheritance, checked against a schema.
+
+Every key an experiment may set is listed in DEFAULTS; an unknown key is an error, not a silent
+no-op. ``model.kwargs`` is the one free-form dict (passed to the model builder).
+"""
+from __future__ import annotations
+
+import copy
+import difflib
+import os
+from typing import Any, Mapping
+
+from .errors import ConfigError
+from .nn.config import QuantConfig
+
+FREE = object()  # marks a value whose inner keys are not checked
+
+DEFAULTS: dict[str, Any] = {
+    "model": {"type": None, "name": None, "weights": None, "num_classes": 1000, "seed": 0, "kwargs": FREE},
+    "data": {
+        "calib": {"root": None, "list_file": None},
+        "val": {"root": None, "list_file": None},
+        "preprocess": {"resize": None, "crop": None, "interpolation": None, "mean": None, "std": None},
+        "batch_size": 64,
+        "num_workers": 0,
+    },
+    "calib": {"num_samples": 128, "seed": 1005, "batch_size": 32},
+    "quant": QuantConfig().to_dict(),
+    "method": {"type": "rtn"},
+    "recon": {"iters": 20000, "batch_size": 32},
+    "eval": {"fp": True, "progress": True},
+    "device": "auto",
+    "seed": 1005,
+}
+DEFAULTS["quant"]["overrides"] = FREE
+
+
+def _check_keys(cfg: Mapping, schema: Mapping, prefix: str = "") -> None:
+    for key, value in cfg.items():
+        name = f"{prefix}{key}"
+        if key not in schema:
+            close = difflib.get_close_matches(key, list(schema), n=1)
+            hint = f"; did you mean '{prefix}{close[0]}'?" if close else ""
+            raise ConfigError(f"unknown config key '{name}'{hint}")
+        sub = schema[key]
+        if isinstance(sub, dict):
+            if not isinstance(value, Mapping):
+                raise ConfigError(f"config key '{name}' must be a dict, got {type(value).__name__}")
+            _check_keys(value, sub, f"{name}.")
+
+
+def _merge(defaults: Any, cfg: Any) -> Any:
+    if defaults is FREE:
+        return copy.deepcopy(cfg)
+    if isinstance(defaults, dict) and isinstance(cfg, Mapping):
+        out = {k: (copy.deepcopy(v) if v is not FREE else ({} if k == "kwargs" else [])) for k, v in defaults.items()}
+        for k, v in cfg.items():
+            out[k] = _merge(defaults.get(k), v)
+        return out
+    return copy.deepcopy(cfg)
+
+
+def resolve(cfg: Mapping) -> dict:
+    """Return ``cfg`` checked against the schema and completed with defaults."""
+    _check_keys(cfg, DEFAULTS)
+    out = _merge(DEFAULTS, cfg)
+    QuantConfig.from_any(out["quant"])  # validates bits, observers, overrides
+    if not out["model"]["type"]:
+        raise ConfigError("model.type is required")
+    for key in ("calib.num_samples", "calib.batch_size", "recon.iters", "recon.batch_size", "data.batch_size"):
+        section, name = key.split(".")
+        value = out[section][name]
+        if isinstance(value, bool) or not isinstance(value, int) or value < (0 if name == "iters" else 1):
+            raise ConfigError(f"{key} must be a positive integer, got {value!r}")
+    if out["device"] not in ("auto", "cpu", "cuda") and not str(out["device"]).startswith("cuda:"):
+        raise ConfigError(f"device must be auto, cpu, cuda or cuda:N, got {out['device']!r}")
+    return out
+
+
+def _parse_value(text: str) -> Any:
+    import ast
+
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        low = text.lower()
+        if low in ("true", "false"):
+            return low == "true"
+        if low in ("none", "null"):
+            return None
+        return text
+
+
+def load_config(path: str, options: list[str] | None = None) -> tuple[dict, Any]:
+    """Return (resolved config dict, mmengine Config) for a config file and ``key=value`` overrides."""
+    if not os.path.isfile(path):
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        from mmengine.config import Config
+
+        mm = Config.fromfile(path)
+    except ConfigError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - syntax errors, missing _base_ files, ...
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ConfigError(f"cannot read config {path}: {first}") from exc
+    overrides = {}
+    for opt in options or []:
+        if "=" not in opt:
+            raise ConfigError(f"--cfg-options expects key=value, got {opt!r}")
+        key, value = opt.split("=", 1)
+        overrides[key.strip()] = _parse_value(value.strip())
+    raw = mm.to_dict()
+    for key, value in overrides.items():
+        node = raw
+        parts = key.split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"--cfg-options {key}: '{part}' is not a dict")
+        node[parts[-1]] = value
+    cfg = resolve(raw)
+    return cfg, mm
+
+
+def dump_config(cfg: Mapping) -> str:
+    """Return the resolved config as a Python config file's text."""
+    import pprint
+
+    lines = ["# Fully resolved ptqvision config (defaults included).\n"]
+    for key, value in cfg.items():
+        lines.append(f"{key} = {pprint.pformat(value, sort_dicts=False, width=100)}\n")
+    return "".join(lines)

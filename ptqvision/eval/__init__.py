@@ -1,0 +1,4 @@
+"""Accuracy evaluation of classification models."""
+from .classification import ClassificationEvaluator, topk_correct
+
+__all__ = ["ClassificationEvaluator", "topk_correct"]

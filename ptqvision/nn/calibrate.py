@@ -1,0 +1,51 @@
+"""Initialise quantizer ranges: weights from the weights, activations from calibration images."""
+from __future__ import annotations
+
+from typing import Iterable
+
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from ..quant import UniformQuantizer
+from .modules import QUANT_LAYERS
+
+
+def weight_quantizers(model: nn.Module) -> list[UniformQuantizer]:
+    """Return the weight quantizers of every quantized layer."""
+    return [m.weight_quantizer for m in model.modules() if isinstance(m, QUANT_LAYERS)]
+
+
+def activation_quantizers(model: nn.Module) -> list[UniformQuantizer]:
+    """Return every quantizer that is not a weight quantizer."""
+    wq = {id(q) for q in weight_quantizers(model)}
+    return [m for m in model.modules() if isinstance(m, UniformQuantizer) and id(m) not in wq]
+
+
+@torch.no_grad()
+def calibrate(model: nn.Module, batches: Iterable[torch.Tensor], device: torch.device | str = "cpu",
+              progress: bool = True) -> int:
+    """Set every quantizer's range; return the number of images seen.
+
+    Weights first (so activation ranges are observed behind quantized weights), then one pass of the
+    calibration images with every activation quantizer observing and passing its input through.
+    """
+    model.eval()
+    for layer in model.modules():
+        if isinstance(layer, QUANT_LAYERS):
+            layer.weight_quantizer.calibrate_from(layer.weight)
+    acts = activation_quantizers(model)
+    for q in acts:
+        q.start_observing()
+    seen = 0
+    try:
+        for x in tqdm(batches, desc="calibrate", disable=not progress, leave=False, dynamic_ncols=True):
+            model(x.to(device))
+            seen += x.shape[0]
+    except BaseException:
+        for q in acts:
+            q.observer = None
+        raise
+    for q in acts:
+        q.finish_observing()
+    return seen

@@ -1,0 +1,68 @@
+"""QuantConfig: the placement settings of a quantized twin, validated once."""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from ..errors import ConfigError
+from ..quant import OBSERVERS, check_bits
+
+
+@dataclass
+class QuantConfig:
+    """Which tensors are quantized and how. Mirrors the ``quant`` section of an experiment config."""
+
+    w_bits: int = 4
+    a_bits: int = 4
+    w_granularity: str = "channel"
+    a_granularity: str = "tensor"
+    w_symmetric: bool = False
+    a_symmetric: bool = False
+    w_observer: str = "lp"
+    a_observer: str = "lp"
+    lp_p: float = 2.4
+    head_stem_8bit: bool = True          # first/last layer weights and the last layer's input at 8 bit
+    stem_output_8bit: bool = False       # BRECQ also keeps the first layer's output at 8 bit
+    quantize_residual_output: bool = True  # papers differ silently; recorded in every result
+    fold_bn: bool = True
+    overrides: list = field(default_factory=list)  # [{'pattern': 'layer4.*', 'w_bits': 8, 'a_bits': 8}]
+
+    def __post_init__(self) -> None:
+        check_bits(self.w_bits, "quant.w_bits")
+        check_bits(self.a_bits, "quant.a_bits")
+        if self.w_granularity not in ("channel", "tensor"):
+            raise ConfigError(f"quant.w_granularity must be 'channel' or 'tensor', got {self.w_granularity!r}")
+        if self.a_granularity != "tensor":
+            raise ConfigError(f"quant.a_granularity must be 'tensor', got {self.a_granularity!r}")
+        for key in ("w_observer", "a_observer"):
+            if getattr(self, key) not in OBSERVERS:
+                raise ConfigError(f"quant.{key} must be one of {sorted(OBSERVERS)}, got {getattr(self, key)!r}")
+        if not isinstance(self.overrides, (list, tuple)):
+            raise ConfigError("quant.overrides must be a list of dicts with 'pattern' and 'w_bits'/'a_bits'")
+        for i, rule in enumerate(self.overrides):
+            if not isinstance(rule, Mapping) or "pattern" not in rule:
+                raise ConfigError(f"quant.overrides[{i}] must be a dict with a 'pattern' key")
+            unknown = set(rule) - {"pattern", "w_bits", "a_bits"}
+            if unknown:
+                raise ConfigError(f"quant.overrides[{i}] has unknown keys {sorted(unknown)}")
+            for key in ("w_bits", "a_bits"):
+                if key in rule:
+                    check_bits(rule[key], f"quant.overrides[{i}].{key}")
+
+    @classmethod
+    def from_any(cls, cfg: "QuantConfig | Mapping[str, Any] | None") -> "QuantConfig":
+        """Return a QuantConfig from itself, a mapping (unknown keys raise) or None (defaults)."""
+        if isinstance(cfg, QuantConfig):
+            return cfg
+        cfg = dict(cfg or {})
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(cfg) - names)
+        if unknown:
+            raise ConfigError(f"unknown quant config key(s) {unknown}; valid keys: {sorted(names)}")
+        cfg["overrides"] = [dict(r) for r in cfg.get("overrides", [])]
+        return cls(**cfg)
+
+    def to_dict(self) -> dict:
+        """Return a JSON-serialisable copy."""
+        return dataclasses.asdict(self)

@@ -1,0 +1,307 @@
+"""Build the quantized twin of a model from placement rules (REFERENCE.md section 2).
+
+The model is traced with torch.fx (module paths kept), BatchNorm is folded, every Conv2d/Linear
+becomes a quantized layer, an elementwise activation right after a layer is fused into it, and
+activation quantizers are placed:
+  * at the output of every layer (after its activation), except a layer whose output feeds a
+    residual add (the conv before the add, the downsample conv) and the network output;
+  * at the output of every residual add (after its activation), if ``quantize_residual_output``;
+  * never on the input image.
+With ``head_stem_8bit`` the first and last layers' weights and the activation feeding the last
+layer are 8 bit. Name-pattern overrides are applied last.
+"""
+from __future__ import annotations
+
+import copy
+import fnmatch
+import operator
+from typing import Iterable, Iterator, Mapping
+
+import torch
+import torch.fx as fx
+import torch.nn.functional as F
+from torch import nn
+
+from ..errors import InvariantError, UnsupportedLayerError
+from ..quant import UniformQuantizer
+from .config import QuantConfig
+from .fold import fold_bn_into_conv
+from .modules import QUANT_LAYERS, QuantConv2d, QuantLinear
+from .trace import trace
+
+ACTIVATION_MODULES = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.Hardtanh, nn.Hardswish, nn.SiLU, nn.GELU,
+                      nn.ELU, nn.Mish)
+ACTIVATION_FUNCTIONS = {F.relu: nn.ReLU, torch.relu: nn.ReLU, F.relu6: nn.ReLU6, F.silu: nn.SiLU,
+                        F.hardswish: nn.Hardswish, F.gelu: nn.GELU}
+ADD_FUNCTIONS = (operator.add, operator.iadd, torch.add)
+# Leaves that hold no weights to quantize and are kept in full precision as they are.
+FP_MODULES = (nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d, nn.Flatten,
+              nn.Identity, nn.Dropout, nn.Dropout2d, nn.ZeroPad2d, nn.ConstantPad2d, nn.Softmax,
+              nn.Upsample, nn.Sigmoid, nn.Hardsigmoid, nn.Tanh, nn.modules.batchnorm._BatchNorm,
+              nn.LayerNorm, nn.GroupNorm) + ACTIVATION_MODULES
+FUNCTIONAL_WEIGHT_OPS = (F.conv1d, F.conv2d, F.conv3d, F.linear, F.conv_transpose2d, torch.conv2d)
+
+
+def _module(gm: fx.GraphModule, node: fx.Node) -> nn.Module | None:
+    return gm.get_submodule(node.target) if node.op == "call_module" else None
+
+
+def _set_module(gm: fx.GraphModule, path: str, module: nn.Module) -> None:
+    parent, _, leaf = path.rpartition(".")
+    setattr(gm.get_submodule(parent) if parent else gm, leaf, module)
+
+
+def is_residual_add(node: fx.Node) -> bool:
+    """Return whether ``node`` adds two activation tensors (not a tensor and a constant or parameter)."""
+    is_add = (node.op == "call_function" and node.target in ADD_FUNCTIONS) or (
+        node.op == "call_method" and node.target in ("add", "add_"))
+    if not is_add or len(node.args) < 2:
+        return False
+    return all(isinstance(t, fx.Node) and t.op != "get_attr" for t in node.args[:2])
+
+
+def _is_activation(gm: fx.GraphModule, node: fx.Node) -> bool:
+    if node.op == "call_module":
+        return isinstance(_module(gm, node), ACTIVATION_MODULES)
+    return node.op == "call_function" and node.target in ACTIVATION_FUNCTIONS
+
+
+def _activation_module(gm: fx.GraphModule, node: fx.Node) -> nn.Module:
+    if node.op == "call_module":
+        return copy.deepcopy(_module(gm, node))
+    kwargs = {k: v for k, v in node.kwargs.items() if k != "inplace"}
+    return ACTIVATION_FUNCTIONS[node.target](**kwargs)
+
+
+def _node_inputs(node: fx.Node) -> list[fx.Node]:
+    return [a for a in node.all_input_nodes]
+
+
+def _is_quant_point(gm: fx.GraphModule, node: fx.Node) -> bool:
+    m = _module(gm, node)
+    return isinstance(m, UniformQuantizer) or isinstance(m, QUANT_LAYERS)
+
+
+# --- passes ------------------------------------------------------------------------------------
+def _fold_batchnorms(gm: fx.GraphModule) -> None:
+    for node in list(gm.graph.nodes):
+        bn = _module(gm, node)
+        if not isinstance(bn, nn.modules.batchnorm._BatchNorm) or not node.args:
+            continue
+        src = node.args[0]
+        conv = _module(gm, src) if isinstance(src, fx.Node) else None
+        if not isinstance(conv, (nn.Conv2d, nn.Linear)) or len(src.users) != 1:
+            continue
+        fold_bn_into_conv(conv, bn)
+        tail = getattr(bn, "act", None)  # timm's BatchNormAct2d carries its activation
+        if isinstance(tail, nn.Module) and not isinstance(tail, nn.Identity):
+            _set_module(gm, node.target, tail)
+        else:
+            node.replace_all_uses_with(src)
+            gm.graph.erase_node(node)
+
+
+def _check_supported(gm: fx.GraphModule) -> None:
+    seen: dict[str, int] = {}
+    for node in gm.graph.nodes:
+        if node.op == "call_function" and node.target in FUNCTIONAL_WEIGHT_OPS:
+            raise UnsupportedLayerError(
+                f"functional {getattr(node.target, '__name__', node.target)} at node '{node.name}' has no "
+                "quantized counterpart (use an nn.Module layer)")
+        if node.op != "call_module":
+            continue
+        m = _module(gm, node)
+        if type(m) in (nn.Conv2d, nn.Linear) or type(m).__name__ == "Conv2dSame":
+            seen[node.target] = seen.get(node.target, 0) + 1
+            if seen[node.target] > 1:
+                raise UnsupportedLayerError(f"layer '{node.target}' is called more than once (shared weights)")
+            continue
+        if isinstance(m, FP_MODULES) or type(m).__name__ == "DropPath":
+            continue
+        has_params = any(True for _ in m.parameters(recurse=True))
+        if has_params or isinstance(m, (nn.modules.conv._ConvNd, nn.Embedding, nn.RNNBase, nn.MultiheadAttention)):
+            raise UnsupportedLayerError(
+                f"layer type {type(m).__name__} at '{node.target}' has no quantized counterpart")
+
+
+def _weight_quantizer(layer: nn.Module, cfg: QuantConfig) -> UniformQuantizer:
+    per_channel = cfg.w_granularity == "channel"
+    return UniformQuantizer(cfg.w_bits, num_channels=layer.weight.shape[0] if per_channel else 1,
+                            ch_axis=0 if per_channel else None, symmetric=cfg.w_symmetric,
+                            observer=cfg.w_observer, observer_kwargs={"p": cfg.lp_p})
+
+
+def _act_quantizer(cfg: QuantConfig) -> UniformQuantizer:
+    return UniformQuantizer(cfg.a_bits, symmetric=cfg.a_symmetric, observer=cfg.a_observer,
+                            observer_kwargs={"p": cfg.lp_p})
+
+
+def _swap_layers(gm: fx.GraphModule, cfg: QuantConfig) -> list[fx.Node]:
+    layers = []
+    for node in gm.graph.nodes:
+        m = _module(gm, node)
+        if type(m) is nn.Conv2d or type(m).__name__ == "Conv2dSame":
+            q = QuantConv2d.from_float(m, _weight_quantizer(m, cfg), tf_same_padding=type(m) is not nn.Conv2d)
+        elif type(m) is nn.Linear:
+            q = QuantLinear.from_float(m, _weight_quantizer(m, cfg))
+        else:
+            continue
+        _set_module(gm, node.target, q)
+        layers.append(node)
+    return layers
+
+
+def _fuse_activations(gm: fx.GraphModule, layers: Iterable[fx.Node]) -> None:
+    for node in layers:
+        users = list(node.users)
+        if len(users) == 1 and _is_activation(gm, users[0]):
+            act_node = users[0]
+            gm.get_submodule(node.target).act = _activation_module(gm, act_node)
+            act_node.replace_all_uses_with(node)
+            gm.graph.erase_node(act_node)
+
+
+def _consumers(gm: fx.GraphModule, node: fx.Node) -> Iterator[fx.Node]:
+    """Yield the ops that consume the tensor of ``node``, looking through single-input pass-through ops
+    (pooling, flatten, dropout, ...) and stopping at quantization points, adds and multi-input ops."""
+    for user in node.users:
+        passthrough = user.op in ("call_module", "call_function", "call_method") \
+            and len(_node_inputs(user)) == 1 and not _is_quant_point(gm, user)
+        if passthrough:
+            yield from _consumers(gm, user)
+        else:
+            yield user
+
+
+def _only_feeds_add_or_output(gm: fx.GraphModule, node: fx.Node) -> bool:
+    """Return whether every consumer of ``node``'s tensor is a residual add or the network output:
+    the conv right before an add, the downsample conv and the classifier are not output-quantized."""
+    consumers = list(_consumers(gm, node))
+    return bool(consumers) and all(u.op == "output" or is_residual_add(u) for u in consumers)
+
+
+def _insert_quantizer_after(gm: fx.GraphModule, node: fx.Node, path: str, cfg: QuantConfig) -> fx.Node:
+    gm.add_submodule(path, _act_quantizer(cfg))
+    with gm.graph.inserting_after(node):
+        qnode = gm.graph.call_module(path, (node,))
+    qnode.meta["nn_module_stack"] = dict(node.meta.get("nn_module_stack", {}))
+    node.replace_all_uses_with(qnode, delete_user_cb=lambda u: u is not qnode)
+    return qnode
+
+
+def _owner_path(node: fx.Node) -> str:
+    stack = list(node.meta.get("nn_module_stack", {}).keys())
+    return stack[-1].split("@")[0] if stack else ""
+
+
+def _place_activation_quantizers(gm: fx.GraphModule, cfg: QuantConfig, layers: list[fx.Node]) -> None:
+    for node in layers:
+        if not _only_feeds_add_or_output(gm, node):
+            gm.get_submodule(node.target).output_quantizer = _act_quantizer(cfg)
+    if not cfg.quantize_residual_output:
+        return
+    used: set[str] = set()
+    for node in list(gm.graph.nodes):
+        if not is_residual_add(node):
+            continue
+        tail = node
+        users = list(node.users)
+        if len(users) == 1 and _is_activation(gm, users[0]):
+            tail = users[0]
+        if any(u.op == "output" for u in _consumers(gm, tail)):
+            continue
+        owner = _owner_path(node)
+        base = f"{owner}.out_quantizer" if owner else "out_quantizer"
+        path, k = base, 1
+        while path in used:
+            path, k = f"{base}{k}", k + 1
+        used.add(path)
+        _insert_quantizer_after(gm, tail, path, cfg)
+
+
+def _input_quantizer_node(gm: fx.GraphModule, node: fx.Node) -> UniformQuantizer | None:
+    """Return the quantizer that last touched the tensor entering ``node`` (through pass-through ops)."""
+    current = node
+    while True:
+        inputs = _node_inputs(current)
+        if len(inputs) != 1:
+            return None
+        current = inputs[0]
+        m = _module(gm, current)
+        if isinstance(m, UniformQuantizer):
+            return m
+        if isinstance(m, QUANT_LAYERS):
+            return m.output_quantizer
+        if is_residual_add(current) or current.op == "placeholder":
+            return None
+
+
+def _apply_bit_rules(gm: fx.GraphModule, cfg: QuantConfig, layers: list[fx.Node]) -> None:
+    if cfg.head_stem_8bit and layers:
+        stem, head = gm.get_submodule(layers[0].target), gm.get_submodule(layers[-1].target)
+        stem.weight_quantizer.set_bits(8)
+        head.weight_quantizer.set_bits(8)
+        feeding = _input_quantizer_node(gm, layers[-1])
+        if feeding is not None:
+            feeding.set_bits(8)
+    if cfg.stem_output_8bit and layers:
+        stem = gm.get_submodule(layers[0].target)
+        if stem.output_quantizer is not None:
+            stem.output_quantizer.set_bits(8)
+    for rule in cfg.overrides:
+        for name, q in iter_quantizers(gm):
+            owner, _, role = name.rpartition(".")
+            if not fnmatch.fnmatchcase(owner, rule["pattern"]) and not fnmatch.fnmatchcase(name, rule["pattern"]):
+                continue
+            key = "w_bits" if role == "weight_quantizer" else "a_bits"
+            if key in rule:
+                q.set_bits(rule[key])
+
+
+# --- public ------------------------------------------------------------------------------------
+def quantize(model: nn.Module, config: QuantConfig | Mapping | None = None) -> fx.GraphModule:
+    """Return the quantized twin of ``model`` (uncalibrated); ``model`` itself is left untouched."""
+    cfg = QuantConfig.from_any(config)
+    model = copy.deepcopy(model).eval()
+    gm = trace(model)
+    if cfg.fold_bn:
+        _fold_batchnorms(gm)
+    _check_supported(gm)
+    layers = _swap_layers(gm, cfg)
+    if not layers:
+        raise UnsupportedLayerError(f"model {type(model).__name__} has no Conv2d or Linear layer to quantize")
+    _fuse_activations(gm, layers)
+    _place_activation_quantizers(gm, cfg, layers)
+    _apply_bit_rules(gm, cfg, layers)
+    gm.graph.lint()
+    gm.recompile()
+    gm.delete_all_unused_submodules()
+    gm.ptq_layers = [n.target for n in layers]  # graph order: stem first, head last
+    return gm
+
+
+def iter_quantizers(model: nn.Module) -> Iterator[tuple[str, UniformQuantizer]]:
+    """Yield (name, quantizer) for every quantizer of ``model`` in module order."""
+    for name, m in model.named_modules():
+        if isinstance(m, UniformQuantizer):
+            yield name, m
+
+
+def placement(model: nn.Module) -> list[dict]:
+    """Return one record per quantizer: name, kind (weight/act), bits, granularity, symmetric, observer."""
+    rows = []
+    for name, q in iter_quantizers(model):
+        kind = "weight" if name.endswith("weight_quantizer") else "act"
+        rows.append({"name": name, "kind": kind, **q.describe()})
+    return rows
+
+
+def check_ready(model: nn.Module) -> None:
+    """Raise InvariantError unless every quantizer is calibrated, frozen and never drops (evaluation)."""
+    problems = [f"{name}: {p}" for name, q in iter_quantizers(model) for p in q.eval_problems()]
+    extra = [f"{name}: {p}" for name, m in model.named_modules()
+             if hasattr(m, "eval_problems") and not isinstance(m, UniformQuantizer) for p in m.eval_problems()]
+    problems += extra
+    if problems:
+        more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
+        raise InvariantError("quantized model not ready for evaluation: " + "; ".join(problems[:3]) + more)

@@ -1,0 +1,138 @@
+"""Uniform affine fake quantizer with a straight-through estimator and a drop probability."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..errors import ConfigError, InvariantError
+from .functional import fake_quantize
+from .observers import build_observer
+
+MIN_BITS, MAX_BITS = 2, 8
+
+
+def check_bits(bits: int, what: str = "bits") -> int:
+    """Return ``bits`` if it is an integer in 2..8, else raise ConfigError."""
+    if isinstance(bits, bool) or not isinstance(bits, int) or not MIN_BITS <= bits <= MAX_BITS:
+        raise ConfigError(f"{what} must be an integer in {MIN_BITS}..{MAX_BITS}, got {bits!r}")
+    return bits
+
+
+class UniformQuantizer(nn.Module):
+    """x̂ = s·(clamp(round(x/s) + z, 0, 2^b − 1) − z), per tensor or per channel.
+
+    States: *observing* (pass-through while an observer records ranges), *calibrated* (quantizes),
+    *disabled* (identity). ``drop_prob`` < 1 quantizes each element only with that probability
+    (QDrop); evaluation requires it to be exactly 1. ``scale`` is a parameter that is frozen by
+    default, so learning the step (LSQ) only needs ``scale.requires_grad_(True)``.
+    """
+
+    def __init__(self, bits: int = 8, num_channels: int = 1, ch_axis: int | None = None,
+                 symmetric: bool = False, observer: str = "lp", observer_kwargs: dict | None = None) -> None:
+        super().__init__()
+        self.bits = check_bits(bits)
+        if ch_axis is None and num_channels != 1:
+            raise ValueError("a per-tensor quantizer has exactly one channel")
+        self.ch_axis = ch_axis
+        self.symmetric = symmetric
+        self.observer_name = observer
+        self.observer_kwargs = dict(observer_kwargs or {})
+        build_observer(observer, ch_axis)  # fail early on a bad name
+        self.scale = nn.Parameter(torch.ones(num_channels), requires_grad=False)
+        self.register_buffer("zero_point", torch.zeros(num_channels))
+        self.register_buffer("calibrated", torch.tensor(False))
+        self.drop_prob = 1.0
+        self.enabled = True
+        self.observer = None
+
+    @property
+    def qmax(self) -> int:
+        return 2 ** self.bits - 1
+
+    @property
+    def granularity(self) -> str:
+        return "tensor" if self.ch_axis is None else "channel"
+
+    def set_bits(self, bits: int) -> None:
+        """Change the bit width; the quantizer must be calibrated again afterwards."""
+        self.bits = check_bits(bits)
+        self.calibrated.fill_(False)
+
+    # --- calibration -------------------------------------------------------------------------
+    def start_observing(self) -> None:
+        """Enter pass-through mode with a fresh observer."""
+        self.observer = build_observer(self.observer_name, self.ch_axis, **self.observer_kwargs)
+
+    def finish_observing(self) -> None:
+        """Turn what the observer saw into (scale, zero point) and leave observing mode."""
+        if self.observer is None:
+            raise RuntimeError("finish_observing() without start_observing()")
+        observer, self.observer = self.observer, None
+        if observer.lo is None:
+            raise InvariantError("a quantizer saw no data during calibration (is it on a dead branch?)")
+        scale, zero_point = observer.qparams(self.bits, self.symmetric)
+        with torch.no_grad():
+            self.scale.copy_(scale.to(self.scale))
+            self.zero_point.copy_(zero_point.to(self.zero_point))
+        self.calibrated.fill_(True)
+
+    @torch.no_grad()
+    def calibrate_from(self, x: torch.Tensor) -> None:
+        """Set the parameters from one tensor (a weight)."""
+        self.start_observing()
+        self.observer.update(x)
+        self.finish_observing()
+
+    # --- forward -----------------------------------------------------------------------------
+    def _broadcast(self, t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        if self.ch_axis is None:
+            return t
+        shape = [1] * x.dim()
+        shape[self.ch_axis] = -1
+        return t.view(shape)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.enabled:
+            return x
+        if self.observer is not None:
+            self.observer.update(x)
+            return x
+        if not bool(self.calibrated):
+            raise InvariantError("quantizer used before calibration")
+        if torch.is_grad_enabled() and (x.requires_grad or self.scale.requires_grad):
+            xq = fake_quantize(x, self._broadcast(self.scale, x), self._broadcast(self.zero_point, x), self.qmax)
+        else:
+            xq = self._fused_inference(x)
+        if self.drop_prob < 1.0:
+            keep_quantized = torch.rand_like(x) < self.drop_prob
+            xq = torch.where(keep_quantized, xq, x)
+        return xq
+
+    def _fused_inference(self, x: torch.Tensor) -> torch.Tensor:
+        """Same maths as fake_quantize through torch's fused kernel (no autograd needed here)."""
+        zp = self.zero_point.to(torch.int32)
+        if self.ch_axis is None:
+            return torch.fake_quantize_per_tensor_affine(x, self.scale.detach(), zp, 0, self.qmax)
+        return torch.fake_quantize_per_channel_affine(x, self.scale.detach(), zp, self.ch_axis, 0, self.qmax)
+
+    def eval_problems(self) -> list[str]:
+        """Return what keeps this quantizer from a valid evaluation state (empty when ready)."""
+        problems = []
+        if self.observer is not None:
+            problems.append("observer still active")
+        if not bool(self.calibrated):
+            problems.append("not calibrated")
+        if self.drop_prob != 1.0:
+            problems.append(f"drop probability {self.drop_prob} != 1")
+        if not self.enabled:
+            problems.append("disabled")
+        return problems
+
+    def describe(self) -> dict:
+        """Return the placement record of this quantizer."""
+        return {"bits": self.bits, "granularity": self.granularity, "symmetric": self.symmetric,
+                "observer": self.observer_name}
+
+    def extra_repr(self) -> str:
+        return (f"bits={self.bits}, granularity={self.granularity}, symmetric={self.symmetric}, "
+                f"observer={self.observer_name}")

@@ -1,0 +1,261 @@
+"""The pipeline: build → calibrate → reconstruct → evaluate → save, with logging, progress and resume."""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import platform
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from . import __version__
+from .checkpoint import load_into, load_quantized, save_quantized
+from .config import dump_config, load_config
+from .data import ClassificationDataset, build_loader, build_transform, sample_calibration
+from .errors import ConfigError
+from .eval import ClassificationEvaluator
+from .methods import get_method
+from .models import build_model
+from .nn import calibrate, check_ready, placement, quantize
+from .utils.io import atomic_write_json, atomic_write_text
+
+LOG = logging.getLogger("ptqvision")
+
+
+@dataclass
+class RunContext:
+    """Everything a method needs: the config, both models, the calibration data and where to write."""
+
+    cfg: dict
+    work_dir: str
+    device: torch.device
+    fp_model: nn.Module
+    qmodel: nn.Module
+    calib_loader: Any
+    resume: bool = False
+    log: logging.Logger = field(default_factory=lambda: LOG)
+
+
+def resolve_device(name: str) -> torch.device:
+    """Return the torch device for 'auto', 'cpu', 'cuda' or 'cuda:N'."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"device {name} requested but CUDA is not available")
+    return torch.device(name)
+
+
+def versions() -> dict[str, str]:
+    """Return the versions of everything that can change a number."""
+    out = {"ptqvision": __version__, "python": platform.python_version(), "torch": torch.__version__}
+    for pkg in ("torchvision", "timm", "numpy"):
+        mod = sys.modules.get(pkg)
+        if mod is None:
+            try:
+                mod = __import__(pkg)
+            except ImportError:
+                continue
+        out[pkg] = getattr(mod, "__version__", "?")
+    return out
+
+
+def fingerprint(obj: Any) -> str:
+    """Return a short hash of a JSON-serialisable object."""
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def setup_logging(work_dir: str, level: int = logging.INFO) -> None:
+    """Log to ``work_dir/run.log`` and to stderr."""
+    os.makedirs(work_dir, exist_ok=True)
+    LOG.setLevel(level)
+    for h in list(LOG.handlers):
+        LOG.removeHandler(h)
+        h.close()
+    fmt = logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%H:%M:%S")
+    fh = logging.FileHandler(os.path.join(work_dir, "run.log"))
+    fh.setFormatter(fmt)
+    sh = logging.StreamHandler(sys.stderr)
+    sh.setFormatter(fmt)
+    LOG.addHandler(fh)
+    LOG.addHandler(sh)
+    LOG.propagate = False
+
+
+def build_preprocess(cfg: dict, default: dict) -> dict:
+    """Return the model's default preprocessing with the config's non-null overrides applied."""
+    out = dict(default)
+    out.update({k: v for k, v in cfg["data"]["preprocess"].items() if v is not None})
+    out["mean"], out["std"] = list(out["mean"]), list(out["std"])
+    return out
+
+
+def build_dataset(cfg: dict, split: str, transform) -> ClassificationDataset:
+    """Return the dataset of ``data.<split>``; raise ConfigError when it is not configured."""
+    section = cfg["data"][split]
+    if not section["root"]:
+        raise ConfigError(f"data.{split}.root is required")
+    return ClassificationDataset(section["root"], section["list_file"], transform=transform)
+
+
+def build_quantized(cfg: dict) -> tuple[nn.Module, nn.Module, dict]:
+    """Return (FP model, uncalibrated quantized twin, preprocessing) for a resolved config."""
+    fp_model, default_pre = build_model(cfg["model"])
+    qmodel = quantize(fp_model, cfg["quant"])
+    return fp_model, qmodel, build_preprocess(cfg, default_pre)
+
+
+def placement_table(rows: list[dict]) -> str:
+    """Return the placement as an aligned text table."""
+    width = max([len(r["name"]) for r in rows] + [4])
+    lines = [f"{'name':<{width}}  kind    bits  granularity  symmetric  observer"]
+    lines += [f"{r['name']:<{width}}  {r['kind']:<6}  {r['bits']:>4}  {r['granularity']:<11}  "
+              f"{str(r['symmetric']):<9}  {r['observer']}" for r in rows]
+    w = sum(r["kind"] == "weight" for r in rows)
+    lines.append(f"{len(rows)} quantizers: {w} weight, {len(rows) - w} activation")
+    return "\n".join(lines)
+
+
+def summary_table(results: dict) -> str:
+    """Return the short final table: FP and quantized top-1/top-5, bits, method, time."""
+    fp, q = results["metrics"].get("fp", {}), results["metrics"]["quant"]
+    fmt = lambda d, k: f"{d[k]:6.2f}" if k in d else "     -"  # noqa: E731
+    rows = [
+        f"{'model':<22} {'method':<8} {'W/A':<5} {'top1':>6} {'top5':>6} {'time(s)':>8}",
+        f"{results['model']:<22} {'fp':<8} {'32/32':<5} {fmt(fp, 'top1')} {fmt(fp, 'top5')} {'':>8}",
+        f"{results['model']:<22} {results['method']:<8} {results['w_bits']}/{results['a_bits']:<3} "
+        f"{fmt(q, 'top1')} {fmt(q, 'top5')} {results['time_s']['total']:8.1f}",
+    ]
+    return "\n".join(rows)
+
+
+def model_name(cfg: dict) -> str:
+    m = cfg["model"]
+    return m["name"] or m["type"]
+
+
+def run(config_path: str, work_dir: str | None = None, options: list[str] | None = None,
+        device: str | None = None, resume: bool = False, dry_run: bool = False) -> dict:
+    """Run one experiment and return its results dict (also written to ``work_dir/results.json``)."""
+    t_start = time.perf_counter()
+    if device is not None:
+        options = list(options or []) + [f"device={device}"]
+    cfg, _ = load_config(config_path, options)
+    config_name = os.path.splitext(os.path.basename(config_path))[0]
+    work_dir = work_dir or os.path.join("work_dirs", config_name)
+    dev = resolve_device(cfg["device"])
+    torch.manual_seed(cfg["seed"])
+
+    fp_model, qmodel, pre = build_quantized(cfg)
+    rows = placement(qmodel)
+    if dry_run:
+        print(placement_table(rows))
+        return {"placement": rows}
+
+    setup_logging(work_dir)
+    atomic_write_text(os.path.join(work_dir, "config.py"), dump_config(cfg))
+    LOG.info("config %s -> %s (device %s)", config_path, work_dir, dev)
+    transform = build_transform(pre)
+    val_set = build_dataset(cfg, "val", transform)
+    calib_set = build_dataset(cfg, "calib", transform)
+    calib_subset, calib_info = sample_calibration(calib_set, cfg["calib"]["num_samples"], cfg["calib"]["seed"])
+    LOG.info("calibration: %d images, seed %d, sha256 %s", calib_info["num_samples"], calib_info["seed"],
+             calib_info["sha256"][:16])
+    progress = bool(cfg["eval"]["progress"])
+    evaluator = ClassificationEvaluator(build_loader(val_set, cfg["data"]["batch_size"], cfg["data"]["num_workers"]),
+                                        device=dev, progress=progress)
+    times = {"calibration": 0.0, "reconstruction": 0.0, "evaluation": 0.0}
+
+    # Full-precision reference, cached across resumes (it depends only on model, data and preprocessing).
+    fp_key = fingerprint([cfg["model"], cfg["data"]["val"], pre, cfg["data"]["batch_size"], str(dev)])
+    fp_path = os.path.join(work_dir, "fp_metrics.json")
+    metrics: dict[str, dict] = {}
+    if cfg["eval"]["fp"]:
+        cached = _read_json(fp_path) if resume else None
+        if cached and cached.get("fingerprint") == fp_key:
+            metrics["fp"] = cached["metrics"]
+            LOG.info("resume: full-precision metrics from %s", fp_path)
+        else:
+            t = time.perf_counter()
+            metrics["fp"] = evaluator.evaluate(fp_model.to(dev))
+            times["evaluation"] += time.perf_counter() - t
+            atomic_write_json(fp_path, {"fingerprint": fp_key, "metrics": metrics["fp"]})
+        LOG.info("fp: top1 %.2f top5 %.2f", metrics["fp"]["top1"], metrics["fp"]["top5"])
+
+    ckpt_path = os.path.join(work_dir, "quantized.pth")
+    run_key = fingerprint({k: v for k, v in cfg.items() if k not in ("eval", "device")})
+    qmodel.to(dev)
+    if resume and os.path.isfile(ckpt_path) and load_quantized(ckpt_path)["meta"].get("fingerprint") == run_key:
+        load_into(qmodel, load_quantized(ckpt_path), ckpt_path)
+        LOG.info("resume: quantized model from %s", ckpt_path)
+    else:
+        calib_loader = build_loader(calib_subset, cfg["calib"]["batch_size"], cfg["data"]["num_workers"])
+        t = time.perf_counter()
+        calibrate(qmodel, (x for x, _ in calib_loader), dev, progress=progress)
+        times["calibration"] = time.perf_counter() - t
+        LOG.info("calibrated %d quantizers in %.1fs", len(rows), times["calibration"])
+        t = time.perf_counter()
+        ctx = RunContext(cfg, work_dir, dev, fp_model.to(dev), qmodel, calib_loader, resume)
+        get_method(cfg["method"]["type"])(ctx)
+        times["reconstruction"] = time.perf_counter() - t
+        check_ready(qmodel)
+        save_quantized(ckpt_path, qmodel, {"fingerprint": run_key, "config": dump_config(cfg),
+                                           "model": cfg["model"], "quant": cfg["quant"]})
+
+    check_ready(qmodel)
+    t = time.perf_counter()
+    metrics["quant"] = evaluator.evaluate(qmodel)
+    times["evaluation"] += time.perf_counter() - t
+    LOG.info("quant: top1 %.2f top5 %.2f", metrics["quant"]["top1"], metrics["quant"]["top5"])
+    times["total"] = time.perf_counter() - t_start
+
+    results = {
+        "config": config_path,
+        "model": model_name(cfg),
+        "method": cfg["method"]["type"],
+        "w_bits": cfg["quant"]["w_bits"],
+        "a_bits": cfg["quant"]["a_bits"],
+        "metrics": metrics,
+        "calib": calib_info,
+        "time_s": {k: round(v, 3) for k, v in times.items()},
+        "device": str(dev) if dev.type == "cpu" else f"{dev} ({torch.cuda.get_device_name(dev)})",
+        "versions": versions(),
+        "quant": cfg["quant"],
+        "preprocess": pre,
+        "data": {"val": cfg["data"]["val"], "num_val_images": len(val_set)},
+        "placement": rows,
+    }
+    atomic_write_json(os.path.join(work_dir, "results.json"), results)
+    LOG.info("results written to %s", os.path.join(work_dir, "results.json"))
+    return results
+
+
+def _read_json(path: str) -> dict | None:
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+def reevaluate(config_path: str, checkpoint: str, options: list[str] | None = None,
+               device: str | None = None) -> dict:
+    """Rebuild the quantized model from ``checkpoint`` and return its metrics on the config's val set."""
+    if device is not None:
+        options = list(options or []) + [f"device={device}"]
+    payload = load_quantized(checkpoint)
+    cfg, _ = load_config(config_path, list(options or []) + ["model.weights=random"])
+    dev = resolve_device(cfg["device"])
+    _, qmodel, pre = build_quantized(cfg)
+    load_into(qmodel, payload, checkpoint)
+    qmodel.to(dev)
+    check_ready(qmodel)
+    val_set = build_dataset(cfg, "val", build_transform(pre))
+    evaluator = ClassificationEvaluator(build_loader(val_set, cfg["data"]["batch_size"], cfg["data"]["num_workers"]),
+                                        device=dev, progress=bool(cfg["eval"]["progress"]))
+    return evaluator.evaluate(qmodel)

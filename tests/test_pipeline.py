@@ -1,0 +1,151 @@
+"""End to end: tools/quant.py and tools/test.py on a tiny generated dataset, resume, and bad input."""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+from PIL import Image
+from torch import nn
+
+from ptqvision.models import register_model
+from ptqvision.models.registry import imagenet_preprocess
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "tools"))
+import quant as quant_cli  # noqa: E402
+import test as test_cli  # noqa: E402
+
+
+class ConvWithConv1d(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3)
+        self.mix = nn.Conv1d(4, 4, 1)
+
+    def forward(self, x):
+        y = self.conv(x).flatten(2)
+        return self.mix(y).mean(-1)
+
+
+@register_model("test_conv1d_net")
+def _build_conv1d(cfg):
+    return ConvWithConv1d(), imagenet_preprocess(resize=36, crop=32)
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    root = tmp_path_factory.mktemp("imgs")
+    g = torch.Generator().manual_seed(0)
+    for split, n in (("calib", 12), ("val", 10)):
+        lines = []
+        for i in range(n):
+            arr = (torch.rand(40, 48, 3, generator=g) * 255).to(torch.uint8).numpy()
+            name = f"{split}_{i}.png"
+            Image.fromarray(arr).save(root / name)
+            lines.append(f"{name} {i % 4}")
+        (root / f"{split}.txt").write_text("\n".join(lines) + "\n")
+    return root
+
+
+def write_config(path, data_root, **extra):
+    body = f"""
+model = dict(type='torchvision', name='resnet18', weights='random', num_classes=4)
+data = dict(calib=dict(root='{data_root}', list_file='{data_root}/calib.txt'),
+            val=dict(root='{data_root}', list_file='{data_root}/val.txt'),
+            preprocess=dict(resize=36, crop=32), batch_size=4)
+calib = dict(num_samples=8, seed=3, batch_size=4)
+quant = dict(w_bits=4, a_bits=4)
+method = dict(type='rtn')
+eval = dict(progress=False)
+"""
+    for key, value in extra.items():
+        body += f"{key} = {value!r}\n"
+    path.write_text(body)
+    return str(path)
+
+
+def test_quant_then_test_reproduces_exactly_and_resume(tmp_path, dataset, capsys):
+    cfg = write_config(tmp_path / "tiny_rtn.py", dataset)
+    work = tmp_path / "work"
+    assert quant_cli.main([cfg, "--work-dir", str(work)]) == 0
+    out = capsys.readouterr().out
+    assert "resnet18" in out and "rtn" in out and "4/4" in out
+    results = json.loads((work / "results.json").read_text())
+    for key in ("config", "model", "method", "w_bits", "a_bits", "metrics", "calib", "time_s", "device",
+                "versions"):
+        assert key in results
+    assert set(results["metrics"]) == {"fp", "quant"}
+    assert set(results["time_s"]) == {"calibration", "reconstruction", "evaluation", "total"}
+    assert results["calib"]["num_samples"] == 8 and results["calib"]["seed"] == 3
+    assert len(results["calib"]["sha256"]) == 64
+    assert results["quant"]["quantize_residual_output"] is True and results["placement"]
+    assert results["preprocess"]["crop"] == 32
+    assert (work / "config.py").is_file() and "calibrated" in (work / "run.log").read_text()
+    payload = torch.load(work / "quantized.pth", weights_only=True)
+    assert payload["format"] == "ptqvision.quantized"
+
+    assert test_cli.main([cfg, str(work / "quantized.pth")]) == 0
+    out = capsys.readouterr().out
+    assert "reproduced exactly" in out
+    assert json.loads(out.splitlines()[0])["top1"] == results["metrics"]["quant"]["top1"]
+
+    # resume: nothing recomputed, same numbers
+    assert quant_cli.main([cfg, "--work-dir", str(work), "--resume"]) == 0
+    resumed = json.loads((work / "results.json").read_text())
+    assert resumed["metrics"] == results["metrics"]
+    assert resumed["time_s"]["calibration"] == 0.0
+    log = (work / "run.log").read_text()
+    assert "resume: quantized model" in log and "resume: full-precision metrics" in log
+
+    # a different setting is not mistaken for the finished run
+    assert quant_cli.main([cfg, "--work-dir", str(work), "--resume", "--cfg-options", "quant.a_bits=8"]) == 0
+    assert json.loads((work / "results.json").read_text())["a_bits"] == 8
+
+
+def test_dry_run_prints_placement_without_work(tmp_path, dataset, capsys):
+    cfg = write_config(tmp_path / "tiny_rtn.py", dataset)
+    work = tmp_path / "dry"
+    assert quant_cli.main([cfg, "--work-dir", str(work), "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "layer1.0.out_quantizer" in out and "38 quantizers: 21 weight, 17 activation" in out
+    assert not work.exists()
+
+
+BAD_INPUTS = [
+    (["--cfg-options", "quant.wbits=4"], "unknown config key 'quant.wbits'; did you mean 'quant.w_bits'?"),
+    (["--cfg-options", "data.val.root=/nonexistent/val"], "/nonexistent/val"),
+    (["--cfg-options", "model.weights=/nonexistent/w.pth"], "checkpoint not found: /nonexistent/w.pth"),
+    (["--cfg-options", "quant.w_bits=9"], "quant.w_bits must be an integer in 2..8"),
+    (["--cfg-options", "quant.a_bits=1"], "quant.a_bits must be an integer in 2..8"),
+    (["--cfg-options", "model.type=test_conv1d_net"], "layer type Conv1d at 'mix' has no quantized counterpart"),
+]
+
+
+@pytest.mark.parametrize("args,message", BAD_INPUTS)
+def test_bad_input_gives_one_line_error(tmp_path, dataset, capsys, args, message):
+    cfg = write_config(tmp_path / "tiny_rtn.py", dataset)
+    code = quant_cli.main([cfg, "--work-dir", str(tmp_path / "w")] + args)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2
+    assert err[-1].startswith("error: ") and message in err[-1]
+    assert not (tmp_path / "w" / "results.json").exists()
+
+
+def test_corrupt_checkpoints_give_one_line_errors(tmp_path, dataset, capsys):
+    bad = tmp_path / "corrupt.pth"
+    bad.write_bytes(os.urandom(256))
+    cfg = write_config(tmp_path / "tiny_rtn.py", dataset)
+    assert quant_cli.main([cfg, "--cfg-options", f"model.weights={bad}"]) == 2
+    assert "cannot load checkpoint" in capsys.readouterr().err
+    assert test_cli.main([cfg, str(bad)]) == 2
+    assert "cannot load checkpoint" in capsys.readouterr().err
+
+
+def test_missing_config_and_subprocess_has_no_traceback(tmp_path):
+    proc = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "quant.py"), str(tmp_path / "nope.py")],
+                          capture_output=True, text=True, cwd=ROOT, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == f"error: config file not found: {tmp_path / 'nope.py'}"
+    assert "Traceback" not in proc.stderr

@@ -1,0 +1,117 @@
+"""Quantizer maths, STE gradients and range searches against hand-computed values."""
+import pytest
+import torch
+
+from ptqvision.errors import ConfigError, InvariantError
+from ptqvision.quant import LpObserver, MinMaxObserver, UniformQuantizer, fake_quantize, qparams_from_range, round_ste
+from ptqvision.quant.observers import AvgMinMaxObserver, lp_search
+
+
+def test_fake_quantize_matches_hand_computation():
+    x = torch.tensor([-1.0, -0.2, 0.0, 0.3, 0.74, 2.0])
+    # bits 3 (codes 0..7), s = 0.25, z = 2: round(x/s)+z = [-2, 1, 2, 3, 5, 10] -> clamp [0, 1, 2, 3, 5, 7]
+    out = fake_quantize(x, torch.tensor(0.25), torch.tensor(2.0), 7)
+    assert torch.equal(out, torch.tensor([-0.5, -0.25, 0.0, 0.25, 0.75, 1.25]))
+
+
+def test_qparams_from_range_hand_values():
+    scale, zp = qparams_from_range(torch.tensor([-1.0]), torch.tensor([3.0]), bits=2)
+    assert scale.item() == pytest.approx(4 / 3)
+    assert zp.item() == 1.0  # round(1 / (4/3)) = round(0.75)
+    # a one-sided range is widened to contain 0, so zero is exactly representable
+    scale, zp = qparams_from_range(torch.tensor([2.0]), torch.tensor([17.0]), bits=4)
+    assert scale.item() == pytest.approx(17 / 15) and zp.item() == 0.0
+    scale, zp = qparams_from_range(torch.tensor([-2.0]), torch.tensor([1.0]), bits=4, symmetric=True)
+    assert scale.item() == pytest.approx(2 / 7) and zp.item() == 8.0
+
+
+def test_round_ste_forward_rounds_backward_is_identity():
+    x = torch.tensor([0.2, 0.7, -1.6], requires_grad=True)
+    y = round_ste(x)
+    assert torch.equal(y, torch.tensor([0.0, 1.0, -2.0]))
+    y.sum().backward()
+    assert torch.equal(x.grad, torch.ones(3))
+
+
+def test_ste_gradient_is_one_inside_range_zero_when_clamped():
+    x = torch.tensor([-3.0, -0.3, 0.1, 0.6, 5.0], requires_grad=True)
+    scale = torch.tensor(0.25, requires_grad=True)
+    out = fake_quantize(x, scale, torch.tensor(4.0), 7)  # representable range [-1.0, 0.75]
+    out.sum().backward()
+    assert torch.equal(x.grad, torch.tensor([0.0, 1.0, 1.0, 1.0, 0.0]))
+    # LSQ: d/ds of s*(clamp(round(x/s)+z)-z) is (q - z) - x/s inside, the clamped code outside
+    expected = (-4.0) + (round(-0.3 / 0.25) + 0.3 / 0.25) + (0.0 - 0.1 / 0.25) + (2.0 - 0.6 / 0.25) + 3.0
+    assert scale.grad.item() == pytest.approx(expected, abs=1e-5)
+
+
+def test_lp_search_beats_minmax_on_long_tailed_data():
+    torch.manual_seed(0)
+    x = torch.distributions.Laplace(0.0, 1.0).sample((200_000,))  # long tails, like post-conv data
+    for bits in (2, 4):
+        mm, lp = MinMaxObserver(), LpObserver()
+        mm.update(x)
+        lp.update(x)
+        err = {}
+        for name, obs in (("minmax", mm), ("lp", lp)):
+            s, z = obs.qparams(bits, symmetric=False)
+            err[name] = (fake_quantize(x, s, z, 2 ** bits - 1) - x).abs().pow(2.4).mean().item()
+        assert err["lp"] < 0.7 * err["minmax"], (bits, err)
+
+
+def test_lp_search_is_vectorised_per_channel_and_never_worse_than_full_range():
+    torch.manual_seed(0)
+    w = torch.randn(16, 3, 3, 3) * torch.logspace(-2, 1, 16).view(-1, 1, 1, 1)
+    rows = w.reshape(16, -1)
+    s, z = lp_search(rows, rows.amin(1), rows.amax(1), bits=4, symmetric=False)
+    s0, z0 = qparams_from_range(rows.amin(1), rows.amax(1), 4)
+    err = (fake_quantize(rows, s[:, None], z[:, None], 15) - rows).abs().pow(2.4).mean(1)
+    err0 = (fake_quantize(rows, s0[:, None], z0[:, None], 15) - rows).abs().pow(2.4).mean(1)
+    assert s.shape == (16,) and torch.all(err <= err0 + 1e-12)
+    assert torch.all(s <= s0 + 1e-12)  # the search only ever shrinks the range
+
+
+def test_avg_minmax_averages_batch_extremes():
+    obs = AvgMinMaxObserver()
+    obs.update(torch.tensor([0.0, 2.0]))
+    obs.update(torch.tensor([-2.0, 4.0]))
+    assert obs.lo.item() == -1.0 and obs.hi.item() == 3.0
+
+
+def test_quantizer_states_and_drop_probability():
+    q = UniformQuantizer(bits=4)
+    with pytest.raises(InvariantError):
+        q(torch.ones(3))
+    assert "not calibrated" in q.eval_problems()
+    x = torch.linspace(-1, 1, 10_000)
+    q.start_observing()
+    assert torch.equal(q(x), x)  # observing passes through
+    assert "observer still active" in q.eval_problems()
+    q.finish_observing()
+    assert q.eval_problems() == []
+    xq = q(x)
+    assert len(torch.unique(xq)) <= 16
+    q.drop_prob = 0.5
+    torch.manual_seed(0)
+    mixed = q(x)
+    from_q = (mixed == xq)
+    from_x = (mixed == x)
+    assert torch.all(from_q | from_x)
+    assert 0.4 < (from_q & ~from_x).float().mean() / (~(xq == x)).float().mean() < 0.6  # element-wise
+    assert any("drop probability" in p for p in q.eval_problems())
+
+
+def test_bits_outside_range_rejected():
+    for bad in (1, 9, 4.0, True):
+        with pytest.raises(ConfigError, match="2..8"):
+            UniformQuantizer(bits=bad)
+
+
+def test_fused_inference_path_equals_autograd_path():
+    torch.manual_seed(0)
+    q = UniformQuantizer(bits=3, num_channels=4, ch_axis=0)
+    w = torch.randn(4, 5, 3, 3)
+    q.calibrate_from(w)
+    with torch.no_grad():
+        fused = q(w)
+    exact = fake_quantize(w, q.scale.view(-1, 1, 1, 1), q.zero_point.view(-1, 1, 1, 1), 7)
+    assert torch.equal(fused, exact.detach())
