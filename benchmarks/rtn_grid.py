@@ -10,7 +10,6 @@ Writes benchmarks/out/rtn_grid.json and prints a markdown table for docs/benchma
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 

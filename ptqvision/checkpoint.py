@@ -4,16 +4,12 @@ It holds only tensors, strings, numbers, lists and dicts, so it loads with ``wei
 """
 from __future__ import annotations
 
-import os
-import pickle
-import zipfile
 from typing import Any
 
-import torch
 from torch import nn
 
 from .errors import CheckpointError
-from .utils.io import atomic_torch_save
+from .utils.io import atomic_torch_save, load_torch_file
 
 FORMAT = "ptqvision.quantized"
 VERSION = 1
@@ -27,13 +23,7 @@ def save_quantized(path: str, model: nn.Module, meta: dict[str, Any]) -> None:
 
 def load_quantized(path: str) -> dict[str, Any]:
     """Return the checkpoint dict; raise CheckpointError if it is missing, corrupt or foreign."""
-    if not os.path.isfile(path):
-        raise CheckpointError(f"checkpoint not found: {path}")
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except (RuntimeError, pickle.UnpicklingError, zipfile.BadZipFile, EOFError, ValueError, OSError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CheckpointError(f"cannot load checkpoint {path}: {first}") from exc
+    payload = load_torch_file(path)
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a ptqvision quantized checkpoint")
     if payload.get("version") != VERSION:

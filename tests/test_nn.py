@@ -240,3 +240,32 @@ def test_quantize_leaves_the_original_model_untouched():
     quantize(model, {})
     after = model.state_dict()
     assert before.keys() == after.keys() and all(torch.equal(before[k], after[k]) for k in before)
+
+
+@pytest.mark.parametrize("kind,name", [("torchvision", "resnet50"), ("torchvision", "regnet_x_600mf"),
+                                       ("torchvision", "regnet_x_3_2gf"), ("torchvision", "mnasnet1_0"),
+                                       ("timm", "efficientnet_b0"), ("timm", "mobilenetv3_large_100"),
+                                       ("timm", "tf_efficientnet_lite0")])
+def test_model_zoo_twins_are_exact_with_quantizers_off_and_run_quantized(kind, name):
+    from ptqvision.models import build_model
+
+    model, _ = build_model({"type": kind, "name": name, "weights": "random"})
+    model = _randomise_bn(model)
+    twin = quantize(model, {"w_bits": 4, "a_bits": 4})
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        ref, off = model(x), _disable(copy.deepcopy(twin))(x)
+    assert torch.allclose(off, ref, atol=1e-4, rtol=1e-3)
+    calibrate(twin, [x], progress=False)
+    check_ready(twin)
+    with torch.no_grad():
+        out = twin(x)
+    assert out.shape == ref.shape and torch.isfinite(out).all() and not torch.equal(out, ref)
+
+
+def test_timm_conv1d_attention_is_refused_with_its_place():
+    from ptqvision.models import build_model
+
+    model, _ = build_model({"type": "timm", "name": "ecaresnet26t", "weights": "random"})
+    with pytest.raises(UnsupportedLayerError, match="Conv1d at 'layer1.0.se.conv'"):
+        quantize(model)

@@ -7,9 +7,6 @@ initialisation, then loads the weights named by ``cfg['weights']``.
 from __future__ import annotations
 
 import os
-import pickle
-import re
-import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -18,6 +15,7 @@ import torch
 from torch import nn
 
 from ..errors import CheckpointError, ConfigError
+from ..utils.io import load_torch_file, short_reason
 
 Preprocess = dict[str, Any]
 Builder = Callable[[Mapping[str, Any]], tuple[nn.Module, Preprocess]]
@@ -115,23 +113,6 @@ def build_model(cfg: Mapping[str, Any]) -> tuple[nn.Module, Preprocess]:
     return model.to("cpu").eval(), dict(preprocess)
 
 
-def _short(exc: BaseException) -> str:
-    """Return the first non-empty line of an exception's message, prefixed by its type."""
-    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
-    return f"{type(exc).__name__}: {lines[0] if lines else 'no message'}"
-
-
-def _unpickler_reason(exc: pickle.UnpicklingError) -> str:
-    """Return the one-line cause inside torch's multi-line 'Weights only load failed' message."""
-    text = re.sub(r"\x1b\[[0-9;]*m", "", str(exc))
-    _, found, rest = text.partition("WeightsUnpickler error:")
-    lines = [ln.strip() for ln in rest.splitlines() if ln.strip()] if found else []
-    if not lines:
-        return _short(exc)
-    # Drop torch's advice on allow-listing globals: loading arbitrary objects is what we refuse.
-    return lines[0].split(". Please use")[0].rstrip(".")[:200]
-
-
 def _names(keys: list[str], limit: int = 5) -> str:
     """Return the first ``limit`` names joined by commas, with '...' when cut."""
     shown = ", ".join(keys[:limit])
@@ -140,22 +121,7 @@ def _names(keys: list[str], limit: int = 5) -> str:
 
 def load_state_dict(path: str) -> dict[str, torch.Tensor]:
     """Return the state dict stored at ``path`` (plain, or under 'state_dict'/'model'), 'module.' stripped."""
-    if not os.path.isfile(path):
-        raise CheckpointError(f"checkpoint not found: {path}")
-    try:
-        with warnings.catch_warnings():
-            # e.g. "Detected pickle protocol 4": noise next to the CheckpointError that follows.
-            warnings.simplefilter("ignore", UserWarning)
-            obj = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        reason = _unpickler_reason(exc)
-        if reason.startswith("Unsupported global"):
-            raise CheckpointError(
-                f"checkpoint {path} holds Python objects other than tensors and containers "
-                f"({reason}); only state dicts load (weights_only=True)") from None
-        raise CheckpointError(f"cannot load checkpoint {path} (corrupt or not a torch file): {reason}") from None
-    except Exception as exc:  # noqa: BLE001  (whatever fails inside torch.load, the file is unusable)
-        raise CheckpointError(f"cannot load checkpoint {path} (corrupt or not a torch file): {_short(exc)}") from None
+    obj = load_torch_file(path)
     if isinstance(obj, Mapping):
         for key in ("state_dict", "model"):
             if isinstance(obj.get(key), Mapping):
@@ -189,5 +155,5 @@ def load_weights(model: nn.Module, path: str) -> nn.Module:
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as exc:
-        raise CheckpointError(f"checkpoint {path} does not load into {type(model).__name__}: {_short(exc)}") from None
+        raise CheckpointError(f"checkpoint {path} does not load into {type(model).__name__}: {short_reason(exc)}") from None
     return model

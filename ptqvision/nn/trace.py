@@ -17,7 +17,8 @@ def _timm_leaves() -> tuple[type, ...]:
 
 
 class PTQTracer(fx.Tracer):
-    """fx tracer whose leaves are torch.nn modules, timm's no-trace modules and classes with ``ptq_leaf``.
+    """fx tracer whose leaves are torch.nn modules (and Conv2d/Linear subclasses), timm's no-trace
+    modules and classes with ``ptq_leaf``.
 
     Module paths are kept in ``node.meta['nn_module_stack']`` so units can be found later.
     """
@@ -27,7 +28,8 @@ class PTQTracer(fx.Tracer):
         self.extra_leaves = _timm_leaves()
 
     def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
-        if getattr(type(m), "ptq_leaf", False) or isinstance(m, self.extra_leaves):
+        # Subclasses of Conv2d/Linear stay single nodes, so they are either swapped or refused by name.
+        if getattr(type(m), "ptq_leaf", False) or isinstance(m, self.extra_leaves + (nn.Conv2d, nn.Linear)):
             return True
         return super().is_leaf_module(m, module_qualified_name)
 

@@ -40,6 +40,21 @@ FP_MODULES = (nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPo
               nn.Upsample, nn.Sigmoid, nn.Hardsigmoid, nn.Tanh, nn.modules.batchnorm._BatchNorm,
               nn.LayerNorm, nn.GroupNorm) + ACTIVATION_MODULES
 FUNCTIONAL_WEIGHT_OPS = (F.conv1d, F.conv2d, F.conv3d, F.linear, F.conv_transpose2d, torch.conv2d)
+# Subclasses whose forward is the plain op (timm's Linear only adds a dtype cast; Conv2dSame pads
+# TF-style, which QuantConv2d reproduces). Any other subclass may change the maths and is refused.
+CONV_SUBCLASSES = ("Conv2dSame",)
+LINEAR_SUBCLASSES = ("Linear", "NonDynamicallyQuantizableLinear")
+
+
+def _conv_kind(m: nn.Module | None) -> str | None:
+    """Return 'conv', 'conv_same', 'linear' for a layer with a quantized counterpart, else None."""
+    if type(m) is nn.Conv2d:
+        return "conv"
+    if isinstance(m, nn.Conv2d) and type(m).__name__ in CONV_SUBCLASSES:
+        return "conv_same"
+    if type(m) is nn.Linear or (isinstance(m, nn.Linear) and type(m).__name__ in LINEAR_SUBCLASSES):
+        return "linear"
+    return None
 
 
 def _module(gm: fx.GraphModule, node: fx.Node) -> nn.Module | None:
@@ -73,13 +88,8 @@ def _activation_module(gm: fx.GraphModule, node: fx.Node) -> nn.Module:
     return ACTIVATION_FUNCTIONS[node.target](**kwargs)
 
 
-def _node_inputs(node: fx.Node) -> list[fx.Node]:
-    return [a for a in node.all_input_nodes]
-
-
 def _is_quant_point(gm: fx.GraphModule, node: fx.Node) -> bool:
-    m = _module(gm, node)
-    return isinstance(m, UniformQuantizer) or isinstance(m, QUANT_LAYERS)
+    return isinstance(_module(gm, node), (UniformQuantizer,) + QUANT_LAYERS)
 
 
 # --- passes ------------------------------------------------------------------------------------
@@ -111,7 +121,7 @@ def _check_supported(gm: fx.GraphModule) -> None:
         if node.op != "call_module":
             continue
         m = _module(gm, node)
-        if type(m) in (nn.Conv2d, nn.Linear) or type(m).__name__ == "Conv2dSame":
+        if _conv_kind(m) is not None:
             seen[node.target] = seen.get(node.target, 0) + 1
             if seen[node.target] > 1:
                 raise UnsupportedLayerError(f"layer '{node.target}' is called more than once (shared weights)")
@@ -140,12 +150,13 @@ def _swap_layers(gm: fx.GraphModule, cfg: QuantConfig) -> list[fx.Node]:
     layers = []
     for node in gm.graph.nodes:
         m = _module(gm, node)
-        if type(m) is nn.Conv2d or type(m).__name__ == "Conv2dSame":
-            q = QuantConv2d.from_float(m, _weight_quantizer(m, cfg), tf_same_padding=type(m) is not nn.Conv2d)
-        elif type(m) is nn.Linear:
+        kind = _conv_kind(m)
+        if kind is None:
+            continue
+        if kind == "linear":
             q = QuantLinear.from_float(m, _weight_quantizer(m, cfg))
         else:
-            continue
+            q = QuantConv2d.from_float(m, _weight_quantizer(m, cfg), tf_same_padding=kind == "conv_same")
         _set_module(gm, node.target, q)
         layers.append(node)
     return layers
@@ -166,7 +177,7 @@ def _consumers(gm: fx.GraphModule, node: fx.Node) -> Iterator[fx.Node]:
     (pooling, flatten, dropout, ...) and stopping at quantization points, adds and multi-input ops."""
     for user in node.users:
         passthrough = user.op in ("call_module", "call_function", "call_method") \
-            and len(_node_inputs(user)) == 1 and not _is_quant_point(gm, user)
+            and len(user.all_input_nodes) == 1 and not _is_quant_point(gm, user)
         if passthrough:
             yield from _consumers(gm, user)
         else:
@@ -219,11 +230,11 @@ def _place_activation_quantizers(gm: fx.GraphModule, cfg: QuantConfig, layers: l
         _insert_quantizer_after(gm, tail, path, cfg)
 
 
-def _input_quantizer_node(gm: fx.GraphModule, node: fx.Node) -> UniformQuantizer | None:
+def _quantizer_feeding(gm: fx.GraphModule, node: fx.Node) -> UniformQuantizer | None:
     """Return the quantizer that last touched the tensor entering ``node`` (through pass-through ops)."""
     current = node
     while True:
-        inputs = _node_inputs(current)
+        inputs = current.all_input_nodes
         if len(inputs) != 1:
             return None
         current = inputs[0]
@@ -241,7 +252,7 @@ def _apply_bit_rules(gm: fx.GraphModule, cfg: QuantConfig, layers: list[fx.Node]
         stem, head = gm.get_submodule(layers[0].target), gm.get_submodule(layers[-1].target)
         stem.weight_quantizer.set_bits(8)
         head.weight_quantizer.set_bits(8)
-        feeding = _input_quantizer_node(gm, layers[-1])
+        feeding = _quantizer_feeding(gm, layers[-1])
         if feeding is not None:
             feeding.set_bits(8)
     if cfg.stem_output_8bit and layers:
@@ -276,7 +287,6 @@ def quantize(model: nn.Module, config: QuantConfig | Mapping | None = None) -> f
     gm.graph.lint()
     gm.recompile()
     gm.delete_all_unused_submodules()
-    gm.ptq_layers = [n.target for n in layers]  # graph order: stem first, head last
     return gm
 
 
@@ -298,10 +308,8 @@ def placement(model: nn.Module) -> list[dict]:
 
 def check_ready(model: nn.Module) -> None:
     """Raise InvariantError unless every quantizer is calibrated, frozen and never drops (evaluation)."""
-    problems = [f"{name}: {p}" for name, q in iter_quantizers(model) for p in q.eval_problems()]
-    extra = [f"{name}: {p}" for name, m in model.named_modules()
-             if hasattr(m, "eval_problems") and not isinstance(m, UniformQuantizer) for p in m.eval_problems()]
-    problems += extra
+    problems = [f"{name}: {p}" for name, m in model.named_modules() if hasattr(m, "eval_problems")
+                for p in m.eval_problems()]
     if problems:
         more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
         raise InvariantError("quantized model not ready for evaluation: " + "; ".join(problems[:3]) + more)
