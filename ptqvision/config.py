@@ -1,7 +1,8 @@
 """Experiment configs: mmengine files with ``_base_`` inheritance, checked against a schema.
 
 Every key an experiment may set is listed in DEFAULTS; an unknown key is an error, not a silent
-no-op. ``model.kwargs`` is the one free-form dict (passed to the model builder).
+no-op. ``model.kwargs`` is the one free-form dict (passed to the model builder); top-level names that
+start with "_" are a config file's private helper variables and are ignored.
 """
 from __future__ import annotations
 
@@ -110,7 +111,8 @@ def load_config(path: str, options: list[str] | None = None) -> tuple[dict, Any]
             raise ConfigError(f"--cfg-options expects key=value, got {opt!r}")
         key, value = opt.split("=", 1)
         overrides[key.strip()] = _parse_value(value.strip())
-    raw = mm.to_dict()
+    # Top-level names starting with "_" are the config file's own helper variables, not settings.
+    raw = {k: v for k, v in mm.to_dict().items() if not k.startswith("_")}
     for key, value in overrides.items():
         node = raw
         parts = key.split(".")

@@ -149,3 +149,15 @@ def test_missing_config_and_subprocess_has_no_traceback(tmp_path):
     assert proc.returncode == 2
     assert proc.stderr.strip() == f"error: config file not found: {tmp_path / 'nope.py'}"
     assert "Traceback" not in proc.stderr
+
+
+def test_private_config_variables_are_allowed_and_unknown_top_level_keys_are_not(tmp_path, dataset, capsys):
+    cfg = write_config(tmp_path / "tiny.py", dataset)
+    with open(cfg, "a") as f:
+        f.write("_bits = 6\nquant = dict(w_bits=_bits, a_bits=_bits)\n")
+    assert quant_cli.main([cfg, "--dry-run"]) == 0
+    assert "     6  channel" in capsys.readouterr().out
+    with open(cfg, "a") as f:
+        f.write("iters = 5\n")
+    assert quant_cli.main([cfg, "--dry-run"]) == 2
+    assert "unknown config key 'iters'" in capsys.readouterr().err

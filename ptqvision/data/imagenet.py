@@ -232,12 +232,3 @@ def build_loader(dataset: Dataset, batch_size: int, num_workers: int = 0, shuffl
         drop_last=False,
     )
 
-
-__all__ = [
-    "ClassificationDataset",
-    "DEFAULT_PREPROCESS",
-    "IMAGE_EXTENSIONS",
-    "build_loader",
-    "build_transform",
-    "sample_calibration",
-]

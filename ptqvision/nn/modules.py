@@ -42,6 +42,12 @@ class QuantLayerMixin:
         self.register_module("act", None)
         self.quantize_weight = True
 
+    @torch.no_grad()
+    def _copy_params_from(self, src: nn.Module) -> None:
+        self.weight.copy_(src.weight)
+        if src.bias is not None:
+            self.bias.copy_(src.bias)
+
     def quantized_weight(self) -> torch.Tensor:
         """Return the weight as the quantized model sees it."""
         return self.weight_quantizer(self.weight) if self.quantize_weight else self.weight
@@ -75,10 +81,7 @@ class QuantConv2d(QuantLayerMixin, nn.Conv2d):
                 bias=conv.bias is not None, padding_mode=conv.padding_mode,
                 weight_quantizer=weight_quantizer, tf_same_padding=tf_same_padding,
                 device=conv.weight.device, dtype=conv.weight.dtype)
-        with torch.no_grad():
-            q.weight.copy_(conv.weight)
-            if conv.bias is not None:
-                q.bias.copy_(conv.bias)
+        q._copy_params_from(conv)
         return q
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -100,10 +103,7 @@ class QuantLinear(QuantLayerMixin, nn.Linear):
         """Return a quantized copy of ``linear`` sharing no storage with it."""
         q = cls(linear.in_features, linear.out_features, bias=linear.bias is not None,
                 weight_quantizer=weight_quantizer, device=linear.weight.device, dtype=linear.weight.dtype)
-        with torch.no_grad():
-            q.weight.copy_(linear.weight)
-            if linear.bias is not None:
-                q.bias.copy_(linear.bias)
+        q._copy_params_from(linear)
         return q
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

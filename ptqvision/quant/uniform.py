@@ -40,7 +40,8 @@ class UniformQuantizer(nn.Module):
         build_observer(observer, ch_axis)  # fail early on a bad name
         self.scale = nn.Parameter(torch.ones(num_channels), requires_grad=False)
         self.register_buffer("zero_point", torch.zeros(num_channels))
-        self.register_buffer("calibrated", torch.tensor(False))
+        self.register_buffer("calibrated", torch.tensor(False))  # persisted in checkpoints
+        self._ready = False  # host-side mirror: forward never syncs with the device to read the buffer
         self.drop_prob = 1.0
         self.enabled = True
         self.observer = None
@@ -56,7 +57,15 @@ class UniformQuantizer(nn.Module):
     def set_bits(self, bits: int) -> None:
         """Change the bit width; the quantizer must be calibrated again afterwards."""
         self.bits = check_bits(bits)
-        self.calibrated.fill_(False)
+        self._set_calibrated(False)
+
+    def _set_calibrated(self, value: bool) -> None:
+        self.calibrated.fill_(value)
+        self._ready = value
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs) -> None:
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+        self._ready = bool(self.calibrated)
 
     # --- calibration -------------------------------------------------------------------------
     def start_observing(self) -> None:
@@ -74,7 +83,7 @@ class UniformQuantizer(nn.Module):
         with torch.no_grad():
             self.scale.copy_(scale.to(self.scale))
             self.zero_point.copy_(zero_point.to(self.zero_point))
-        self.calibrated.fill_(True)
+        self._set_calibrated(True)
 
     @torch.no_grad()
     def calibrate_from(self, x: torch.Tensor) -> None:
@@ -97,7 +106,7 @@ class UniformQuantizer(nn.Module):
         if self.observer is not None:
             self.observer.update(x)
             return x
-        if not bool(self.calibrated):
+        if not self._ready:
             raise InvariantError("quantizer used before calibration")
         if torch.is_grad_enabled() and (x.requires_grad or self.scale.requires_grad):
             xq = fake_quantize(x, self._broadcast(self.scale, x), self._broadcast(self.zero_point, x), self.qmax)
@@ -120,7 +129,7 @@ class UniformQuantizer(nn.Module):
         problems = []
         if self.observer is not None:
             problems.append("observer still active")
-        if not bool(self.calibrated):
+        if not (self._ready and bool(self.calibrated)):
             problems.append("not calibrated")
         if self.drop_prob != 1.0:
             problems.append(f"drop probability {self.drop_prob} != 1")
