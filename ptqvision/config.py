@@ -73,17 +73,35 @@ def resolve(cfg: Mapping) -> dict:
         value = out[section][name]
         if isinstance(value, bool) or not isinstance(value, int) or value < (0 if name == "iters" else 1):
             raise ConfigError(f"{key} must be a positive integer, got {value!r}")
-    if out["device"] not in ("auto", "cpu", "cuda") and not str(out["device"]).startswith("cuda:"):
+    for key in ("seed", "calib.seed", "model.seed", "data.num_workers"):
+        section, _, name = key.rpartition(".")
+        value = out[section][name] if section else out[name]
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ConfigError(f"{key} must be a non-negative integer, got {value!r}")
+    for key in ("eval.fp", "eval.progress"):
+        section, name = key.split(".")
+        if not isinstance(out[section][name], bool):
+            raise ConfigError(f"{key} must be true or false, got {out[section][name]!r}")
+    device = str(out["device"])
+    if device not in ("auto", "cpu", "cuda") and not (device.startswith("cuda:") and device[5:].isdigit()):
         raise ConfigError(f"device must be auto, cpu, cuda or cuda:N, got {out['device']!r}")
     return out
 
 
 def _parse_value(text: str) -> Any:
+    """Return a --cfg-options value: a Python literal, ``dict(...)``/``list(...)`` as in config files,
+    true/false/none, or else the text itself."""
     import ast
 
     try:
         return ast.literal_eval(text)
     except (ValueError, SyntaxError):
+        pass
+    try:  # config-file syntax such as [dict(pattern='layer4.*', w_bits=8)]; no builtins reachable
+        return eval(compile(ast.parse(text, mode="eval"), "<cfg-options>", "eval"),
+                    {"__builtins__": {}}, {"dict": dict, "list": list, "tuple": tuple, "True": True,
+                                           "False": False, "None": None})
+    except Exception:  # noqa: BLE001 - not an expression: treat as a plain string below
         low = text.lower()
         if low in ("true", "false"):
             return low == "true"

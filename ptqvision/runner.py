@@ -18,7 +18,7 @@ from . import __version__
 from .checkpoint import load_into, load_quantized, save_quantized
 from .config import dump_config, load_config
 from .data import ClassificationDataset, build_loader, build_transform, sample_calibration
-from .errors import ConfigError
+from .errors import ConfigError, DataError
 from .eval import ClassificationEvaluator
 from .methods import get_method
 from .models import build_model
@@ -157,12 +157,16 @@ def run(config_path: str, work_dir: str | None = None, options: list[str] | None
         print(placement_table(rows))
         return {"placement": rows}
 
+    if not resume:
+        archive_previous(work_dir)
     setup_logging(work_dir)
     atomic_write_text(os.path.join(work_dir, "config.py"), dump_config(cfg))
     LOG.info("config %s -> %s (device %s)", config_path, work_dir, dev)
     transform = build_transform(pre)
     val_set = build_dataset(cfg, "val", transform)
     calib_set = build_dataset(cfg, "calib", transform)
+    for name, dataset in (("val", val_set), ("calib", calib_set)):
+        check_labels(dataset, cfg["model"]["num_classes"], f"data.{name}")
     calib_subset, calib_info = sample_calibration(calib_set, cfg["calib"]["num_samples"], cfg["calib"]["seed"])
     LOG.info("calibration: %d images, seed %d, sha256 %s", calib_info["num_samples"], calib_info["seed"],
              calib_info["sha256"][:16])
@@ -233,6 +237,32 @@ def run(config_path: str, work_dir: str | None = None, options: list[str] | None
     atomic_write_json(os.path.join(work_dir, "results.json"), results)
     LOG.info("results written to %s", os.path.join(work_dir, "results.json"))
     return results
+
+
+OUTPUTS = ("results.json", "quantized.pth", "config.py", "fp_metrics.json", "run.log")
+
+
+def archive_previous(work_dir: str) -> None:
+    """Move the outputs of an earlier run into ``work_dir/previous/`` so that a new run never leaves a
+    mix of old and new files (and nothing of the old one is lost until the next run)."""
+    found = [name for name in OUTPUTS if os.path.exists(os.path.join(work_dir, name))]
+    if not found:
+        return
+    previous = os.path.join(work_dir, "previous")
+    os.makedirs(previous, exist_ok=True)
+    for name in OUTPUTS:
+        old = os.path.join(previous, name)
+        if os.path.exists(old):
+            os.unlink(old)
+    for name in found:
+        os.replace(os.path.join(work_dir, name), os.path.join(previous, name))
+
+
+def check_labels(dataset: ClassificationDataset, num_classes: int, what: str) -> None:
+    """Raise DataError if a label cannot be a class of the model (it would silently count as wrong)."""
+    top = max(label for _, label in dataset.samples)
+    if top >= num_classes:
+        raise DataError(f"{what}: label {top} is out of range for a model with {num_classes} classes")
 
 
 def _read_json(path: str) -> dict | None:

@@ -19,15 +19,10 @@ SHARED = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
 MBV2_FILE = SHARED / "mobilenet_v2_int8_pytorch_demo" / "mobilenet_v2_bnfolded_float_from_int8.pt"
 
 
-class LeafTracer(torch.fx.Tracer):
-    """The framework's leaf rule: default leaves plus classes that set ``ptq_leaf``."""
-
-    def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
-        return getattr(type(m), "ptq_leaf", False) or super().is_leaf_module(m, qualname)
-
-
 def _trace(model: nn.Module) -> torch.fx.GraphModule:
-    return torch.fx.GraphModule(model, LeafTracer().trace(model))
+    from ptqvision.nn import trace  # the framework's own tracer and leaf rules
+
+    return trace(model)
 
 
 class _Opaque:

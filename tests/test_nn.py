@@ -9,7 +9,7 @@ from torch import nn
 from ptqvision.checkpoint import load_into, load_quantized, save_quantized
 from ptqvision.errors import CheckpointError, InvariantError, UnsupportedLayerError
 from ptqvision.nn import (QuantConv2d, activation_quantizers, calibrate, check_ready, fold_bn_into_conv,
-                          iter_quantizers, placement, quantize)
+                          iter_quantizers, placement, quantize, unquantized_inputs)
 
 
 def _randomise_bn(model: nn.Module, seed: int = 0) -> nn.Module:
@@ -111,8 +111,12 @@ def test_placement_mobilenet_v2_matches_brecq_qdrop_protocol():
     eight = sorted(r["name"] for r in rows if r["bits"] == 8)
     assert eight == ["classifier.1.weight_quantizer", "features.0.0.weight_quantizer",
                      "features.18.0.output_quantizer"]
-    no_res = placement(quantize(torchvision.models.mobilenet_v2(), {"quantize_residual_output": False}))
-    assert len(_counts(no_res)[1]) == 52 - 10
+    # without residual-output quantization the skip path stays in full precision, but the conv that
+    # reads an add's output still quantizes its input: every layer sees quantized activations
+    no_res = _counts(placement(quantize(torchvision.models.mobilenet_v2(), {"quantize_residual_output": False})))[1]
+    assert not any(r["name"].endswith(".out_quantizer") for r in no_res)
+    inputs = [r["name"] for r in no_res if r["name"].endswith("input_quantizer")]
+    assert len(inputs) == 10 and all(n.endswith(".conv.0.0.input_quantizer") for n in inputs)
 
 
 def test_bit_options_head_stem_and_overrides():
@@ -189,6 +193,11 @@ def test_checkpoint_round_trip_is_bit_exact(tmp_path):
     save_quantized(path, twin, {"note": "test"})
     payload = torch.load(path, weights_only=True)  # plain tensors and containers only
     assert payload["meta"]["note"] == "test"
+    # weights are stored hard-quantized: on their grid
+    w, s = payload["state_dict"]["conv1.weight"], payload["state_dict"]["conv1.weight_quantizer.scale"]
+    z = payload["state_dict"]["conv1.weight_quantizer.zero_point"]
+    codes = w / s.view(-1, 1, 1, 1) + z.view(-1, 1, 1, 1)
+    assert torch.allclose(codes, codes.round(), atol=1e-3) and not torch.equal(w, twin.conv1.weight)
     torch.manual_seed(123)  # a differently initialised model: everything must come from the checkpoint
     rebuilt = quantize(_randomise_bn(TinyResNet(), seed=5), {"w_bits": 4, "a_bits": 4})
     load_into(rebuilt, load_quantized(path), path)
@@ -256,11 +265,34 @@ def test_model_zoo_twins_are_exact_with_quantizers_off_and_run_quantized(kind, n
     with torch.no_grad():
         ref, off = model(x), _disable(copy.deepcopy(twin))(x)
     assert torch.allclose(off, ref, atol=1e-4, rtol=1e-3)
+    assert unquantized_inputs(twin) == []
     calibrate(twin, [x], progress=False)
     check_ready(twin)
     with torch.no_grad():
         out = twin(x)
     assert out.shape == ref.shape and torch.isfinite(out).all() and not torch.equal(out, ref)
+
+
+@pytest.mark.parametrize("kind,name,expected_inputs", [
+    ("torchvision", "efficientnet_b0", 16),   # the squeeze-excitation product feeds each projection conv
+    ("torchvision", "densenet121", 62),       # an unfolded BN+ReLU feeds every dense layer's first conv
+    ("timm", "convnext_atto", 17),            # a LayerNorm feeds the depthwise conv / first MLP linear
+])
+def test_every_layer_input_is_quantized_even_after_unquantized_ops(kind, name, expected_inputs):
+    from ptqvision.models import build_model
+
+    twin = quantize(build_model({"type": kind, "name": name, "weights": "random"})[0], {})
+    assert unquantized_inputs(twin) == []
+    assert sum(r["name"].endswith("input_quantizer") for r in placement(twin)) == expected_inputs
+
+
+def test_identity_between_conv_and_activation_does_not_block_fusion():
+    from ptqvision.models import build_model
+
+    twin = quantize(build_model({"type": "timm", "name": "resnet18", "weights": "random"})[0], {})
+    conv1 = twin.get_submodule("layer1.0.conv1")  # timm puts drop_block (Identity) before act1
+    assert isinstance(conv1.act, nn.ReLU) and not conv1.act.inplace and conv1.output_quantizer is not None
+    assert not any(isinstance(m, nn.Identity) for m in twin.modules())
 
 
 def test_timm_conv1d_attention_is_refused_with_its_place():

@@ -120,6 +120,18 @@ BAD_INPUTS = [
     (["--cfg-options", "quant.w_bits=9"], "quant.w_bits must be an integer in 2..8"),
     (["--cfg-options", "quant.a_bits=1"], "quant.a_bits must be an integer in 2..8"),
     (["--cfg-options", "model.type=test_conv1d_net"], "layer type Conv1d at 'mix' has no quantized counterpart"),
+    (["--cfg-options", "quant.overrides=abc"], "quant.overrides must be a list of dicts"),
+    (["--cfg-options", "quant.overrides=[1]"], "quant.overrides[0] must be a dict with a string 'pattern'"),
+    (["--cfg-options", "quant.overrides=[dict(pattern='nomatch*', w_bits=8)]"], "matches no layer or quantizer"),
+    (["--cfg-options", "quant.overrides=[dict(pattern='fc', w_bits=1)]"], "quant.overrides[0].w_bits must be"),
+    (["--cfg-options", "seed=abc"], "seed must be a non-negative integer"),
+    (["--cfg-options", "calib.seed=abc"], "calib.seed must be a non-negative integer"),
+    (["--cfg-options", "quant.lp_p=-1"], "quant.lp_p must be a positive number"),
+    (["--cfg-options", "quant.w_symmetric=maybe"], "quant.w_symmetric must be true or false"),
+    (["--cfg-options", "eval.progress=maybe"], "eval.progress must be true or false"),
+    (["--cfg-options", "calib.num_samples=1000"], "num_samples"),
+    (["--cfg-options", "model.num_classes=2"], "label 3 is out of range for a model with 2 classes"),
+    (["--device", "cuda"] if not torch.cuda.is_available() else ["--cfg-options", "device=cuda:99"], "cuda"),
 ]
 
 
@@ -131,6 +143,42 @@ def test_bad_input_gives_one_line_error(tmp_path, dataset, capsys, args, message
     assert code == 2
     assert err[-1].startswith("error: ") and message in err[-1]
     assert not (tmp_path / "w" / "results.json").exists()
+
+
+def test_overrides_in_config_file_syntax_from_the_command_line(tmp_path, dataset, capsys):
+    cfg = write_config(tmp_path / "tiny.py", dataset)
+    assert quant_cli.main([cfg, "--dry-run", "--cfg-options",
+                           "quant.overrides=[dict(pattern='layer4.*', w_bits=6, a_bits=7)]"]) == 0
+    rows = {line.split()[0]: int(line.split()[2]) for line in capsys.readouterr().out.splitlines()
+            if "_quantizer " in line}
+    assert rows["layer4.0.conv1.weight_quantizer"] == 6 and rows["layer4.0.conv1.output_quantizer"] == 7
+    assert rows["layer3.0.conv1.weight_quantizer"] == 4
+
+
+def test_fresh_run_archives_the_previous_one_and_checkpoint_refuses_other_bits(tmp_path, dataset, capsys):
+    cfg = write_config(tmp_path / "tiny.py", dataset)
+    work = tmp_path / "work"
+    assert quant_cli.main([cfg, "--work-dir", str(work), "--cfg-options", "quant.w_bits=3"]) == 0
+    first = json.loads((work / "results.json").read_text())
+    assert quant_cli.main([cfg, "--work-dir", str(work), "--cfg-options", "eval.fp=False"]) == 0
+    assert json.loads((work / "previous" / "results.json").read_text()) == first
+    assert "fp" not in json.loads((work / "results.json").read_text())["metrics"]
+    assert oct((work / "results.json").stat().st_mode & 0o777) != oct(0o600)
+    capsys.readouterr()
+    # the checkpoint is W4A4; rebuilding it from a W8 config must fail loudly, not evaluate something else
+    assert test_cli.main([cfg, str(work / "quantized.pth"), "--cfg-options", "quant.w_bits=8"]) == 2
+    err = capsys.readouterr().err
+    assert "was made with another placement" in err and "bits 8 (checkpoint: 4)" in err
+
+
+def test_worker_wrapped_error_prints_only_its_message():
+    from _cli import one_line
+    from ptqvision.errors import DataError
+
+    wrapped = DataError("Caught DataError in DataLoader worker process 0.\nOriginal Traceback (most recent call "
+                        "last):\n  File \"x.py\", line 1\nptqvision.errors.DataError: cannot decode image /a.png")
+    assert one_line(wrapped) == "cannot decode image /a.png"
+    assert one_line(DataError("plain")) == "plain"
 
 
 def test_corrupt_checkpoints_give_one_line_errors(tmp_path, dataset, capsys):

@@ -115,3 +115,19 @@ def test_fused_inference_path_equals_autograd_path():
         fused = q(w)
     exact = fake_quantize(w, q.scale.view(-1, 1, 1, 1), q.zero_point.view(-1, 1, 1, 1), 7)
     assert torch.equal(fused, exact.detach())
+
+
+def test_weight_search_uses_every_value_activation_memory_is_bounded():
+    torch.manual_seed(0)
+    w = torch.randn(4, 300_000)
+    w[:, 7] = 40.0  # one outlier per channel must be seen by the search
+    q = UniformQuantizer(bits=4, num_channels=4, ch_axis=0)
+    q.calibrate_from(w)
+    s, z = lp_search(w, w.amin(1), w.amax(1), 4, False)
+    assert torch.equal(q.scale.data, s) and torch.equal(q.zero_point, z)
+
+    obs = LpObserver(max_samples=1000)
+    for i in range(50):
+        obs.update(torch.full((400,), float(i)))
+    assert obs.reservoir.numel() == 1000 and obs.seen == 20_000
+    assert abs(obs.reservoir.mean().item() - 24.5) < 1.5  # a uniform sample of everything seen

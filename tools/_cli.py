@@ -17,8 +17,19 @@ def main_guard(fn, debug: bool) -> int:
     except PTQError as exc:
         if debug:
             raise
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {one_line(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted: rerun with --resume to continue", file=sys.stderr)
         return 130
+
+
+def one_line(exc: BaseException) -> str:
+    """Return the user-facing line of an error; a DataLoader worker wraps it in a whole traceback,
+    whose last line is 'module.ErrorClass: message'."""
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    if len(lines) <= 1:
+        return lines[0] if lines else type(exc).__name__
+    last = lines[-1]
+    prefix = f"{type(exc).__module__}.{type(exc).__name__}: "
+    return last[len(prefix):] if last.startswith(prefix) else last

@@ -43,6 +43,8 @@ class SamePad2d(nn.Module):
 
     # The fx tracer keeps this as a leaf: the pad depends on the runtime input size.
     ptq_leaf = True
+    # Zero padding keeps a quantized tensor on its grid (0 is always representable).
+    ptq_preserves_grid = True
 
     def __init__(self, kernel_size: int, stride: int) -> None:
         super().__init__()

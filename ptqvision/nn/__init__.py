@@ -4,7 +4,7 @@ from .config import QuantConfig
 from .fold import fold_bn_into_conv
 from .modules import QUANT_LAYERS, QuantConv2d, QuantLinear, tf_same_pad
 from .trace import PTQTracer, trace
-from .twin import check_ready, is_residual_add, iter_quantizers, placement, quantize
+from .twin import check_ready, is_residual_add, iter_quantizers, placement, quantize, unquantized_inputs
 
 __all__ = ["activation_quantizers", "calibrate", "weight_quantizers", "QuantConfig", "fold_bn_into_conv", "QUANT_LAYERS", "QuantConv2d", "QuantLinear", "tf_same_pad",
-           "PTQTracer", "trace", "check_ready", "is_residual_add", "iter_quantizers", "placement", "quantize"]
+           "PTQTracer", "trace", "check_ready", "is_residual_add", "iter_quantizers", "placement", "quantize", "unquantized_inputs"]

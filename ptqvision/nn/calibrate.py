@@ -23,14 +23,17 @@ def activation_quantizers(model: nn.Module) -> list[UniformQuantizer]:
 
 
 @torch.no_grad()
-def calibrate(model: nn.Module, batches: Iterable[torch.Tensor], device: torch.device | str = "cpu",
+def calibrate(model: nn.Module, batches: Iterable[torch.Tensor], device: torch.device | str | None = None,
               progress: bool = True) -> int:
-    """Set every quantizer's range; return the number of images seen.
+    """Set every quantizer's range; return the number of images seen. Batches go to ``device``
+    (default: where the model's parameters are).
 
     Weights first (so activation ranges are observed behind quantized weights), then one pass of the
     calibration images with every activation quantizer observing and passing its input through.
     """
     model.eval()
+    if device is None:
+        device = next((p.device for p in model.parameters()), torch.device("cpu"))
     for layer in model.modules():
         if isinstance(layer, QUANT_LAYERS):
             layer.weight_quantizer.calibrate_from(layer.weight)

@@ -38,11 +38,14 @@ class QuantConfig:
         for key in ("w_observer", "a_observer"):
             if getattr(self, key) not in OBSERVERS:
                 raise ConfigError(f"quant.{key} must be one of {sorted(OBSERVERS)}, got {getattr(self, key)!r}")
-        if not isinstance(self.overrides, (list, tuple)):
-            raise ConfigError("quant.overrides must be a list of dicts with 'pattern' and 'w_bits'/'a_bits'")
+        for key in ("w_symmetric", "a_symmetric", "head_stem_8bit", "stem_output_8bit",
+                    "quantize_residual_output", "fold_bn"):
+            if not isinstance(getattr(self, key), bool):
+                raise ConfigError(f"quant.{key} must be true or false, got {getattr(self, key)!r}")
+        if isinstance(self.lp_p, bool) or not isinstance(self.lp_p, (int, float)) or not self.lp_p > 0:
+            raise ConfigError(f"quant.lp_p must be a positive number, got {self.lp_p!r}")
+        _check_overrides(self.overrides)
         for i, rule in enumerate(self.overrides):
-            if not isinstance(rule, Mapping) or "pattern" not in rule:
-                raise ConfigError(f"quant.overrides[{i}] must be a dict with a 'pattern' key")
             unknown = set(rule) - {"pattern", "w_bits", "a_bits"}
             if unknown:
                 raise ConfigError(f"quant.overrides[{i}] has unknown keys {sorted(unknown)}")
@@ -60,9 +63,20 @@ class QuantConfig:
         unknown = sorted(set(cfg) - names)
         if unknown:
             raise ConfigError(f"unknown quant config key(s) {unknown}; valid keys: {sorted(names)}")
+        _check_overrides(cfg.get("overrides", []))
         cfg["overrides"] = [dict(r) for r in cfg.get("overrides", [])]
         return cls(**cfg)
 
     def to_dict(self) -> dict:
         """Return a JSON-serialisable copy."""
         return dataclasses.asdict(self)
+
+
+def _check_overrides(overrides: Any) -> None:
+    """Raise ConfigError unless ``overrides`` is a list of dicts, each with a string 'pattern'."""
+    usage = "a list of dicts like dict(pattern='layer4.*', w_bits=8, a_bits=8)"
+    if not isinstance(overrides, (list, tuple)):
+        raise ConfigError(f"quant.overrides must be {usage}, got {overrides!r}")
+    for i, rule in enumerate(overrides):
+        if not isinstance(rule, Mapping) or not isinstance(rule.get("pattern"), str):
+            raise ConfigError(f"quant.overrides[{i}] must be a dict with a string 'pattern' ({usage}), got {rule!r}")

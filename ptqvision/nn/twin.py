@@ -1,11 +1,14 @@
 """Build the quantized twin of a model from placement rules (REFERENCE.md section 2).
 
-The model is traced with torch.fx (module paths kept), BatchNorm is folded, every Conv2d/Linear
-becomes a quantized layer, an elementwise activation right after a layer is fused into it, and
-activation quantizers are placed:
+The model is traced with torch.fx (module paths kept), identities and dropouts are removed,
+BatchNorm is folded, every Conv2d/Linear becomes a quantized layer, an elementwise activation right
+after a layer is fused into it, and activation quantizers are placed:
   * at the output of every layer (after its activation), except a layer whose output feeds a
     residual add (the conv before the add, the downsample conv) and the network output;
   * at the output of every residual add (after its activation), if ``quantize_residual_output``;
+  * at the input of any layer whose input would otherwise reach it unquantized (after a
+    squeeze-excitation product, an unfolded norm, a concatenation, an unquantized residual add):
+    every layer sees quantized activations;
   * never on the input image.
 With ``head_stem_8bit`` the first and last layers' weights and the activation feeding the last
 layer are 8 bit. Name-pattern overrides are applied last.
@@ -22,7 +25,7 @@ import torch.fx as fx
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import InvariantError, UnsupportedLayerError
+from ..errors import ConfigError, InvariantError, UnsupportedLayerError
 from ..quant import UniformQuantizer
 from .config import QuantConfig
 from .fold import fold_bn_into_conv
@@ -39,6 +42,15 @@ FP_MODULES = (nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPo
               nn.Identity, nn.Dropout, nn.Dropout2d, nn.ZeroPad2d, nn.ConstantPad2d, nn.Softmax,
               nn.Upsample, nn.Sigmoid, nn.Hardsigmoid, nn.Tanh, nn.modules.batchnorm._BatchNorm,
               nn.LayerNorm, nn.GroupNorm) + ACTIVATION_MODULES
+IDENTITY_MODULES = (nn.Identity, nn.Dropout, nn.Dropout2d, nn.Dropout1d, nn.AlphaDropout)
+# Ops that keep a quantized tensor on (or, for average pooling, as close as the protocol requires to)
+# its grid: a tensor reaching a layer only through them counts as quantized.
+GRID_MODULES = (nn.MaxPool2d, nn.AdaptiveMaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d, nn.Flatten,
+                nn.ZeroPad2d, nn.ReLU)
+GRID_FUNCTIONS = (torch.flatten, F.adaptive_avg_pool2d, F.avg_pool2d, F.max_pool2d, F.adaptive_max_pool2d,
+                  F.relu, torch.relu, F.pad)
+GRID_METHODS = ("flatten", "view", "reshape", "permute", "transpose", "contiguous", "mean", "relu", "squeeze",
+                "unsqueeze")
 FUNCTIONAL_WEIGHT_OPS = (F.conv1d, F.conv2d, F.conv3d, F.linear, F.conv_transpose2d, torch.conv2d)
 # Subclasses whose forward is the plain op (timm's Linear only adds a dtype cast; Conv2dSame pads
 # TF-style, which QuantConv2d reproduces). Any other subclass may change the maths and is refused.
@@ -83,7 +95,10 @@ def _is_activation(gm: fx.GraphModule, node: fx.Node) -> bool:
 
 def _activation_module(gm: fx.GraphModule, node: fx.Node) -> nn.Module:
     if node.op == "call_module":
-        return copy.deepcopy(_module(gm, node))
+        act = copy.deepcopy(_module(gm, node))
+        if hasattr(act, "inplace"):
+            act.inplace = False  # the layer's raw output must stay intact for autograd and hooks
+        return act
     kwargs = {k: v for k, v in node.kwargs.items() if k != "inplace"}
     return ACTIVATION_FUNCTIONS[node.target](**kwargs)
 
@@ -92,7 +107,45 @@ def _is_quant_point(gm: fx.GraphModule, node: fx.Node) -> bool:
     return isinstance(_module(gm, node), (UniformQuantizer,) + QUANT_LAYERS)
 
 
+def _preserves_grid(gm: fx.GraphModule, node: fx.Node) -> bool:
+    if node.op == "call_module":
+        m = _module(gm, node)
+        return isinstance(m, GRID_MODULES) or getattr(type(m), "ptq_preserves_grid", False)
+    if node.op == "call_function":
+        return node.target in GRID_FUNCTIONS
+    return node.op == "call_method" and node.target in GRID_METHODS
+
+
+def _input_source(gm: fx.GraphModule, node: fx.Node) -> tuple[str, UniformQuantizer | None]:
+    """Return where the tensor entering ``node`` was last quantized, looking back through grid-preserving
+    ops: ('quantizer', q), ('image', None) for the network input, or ('none', None)."""
+    current = node
+    while True:
+        inputs = current.all_input_nodes
+        if len(inputs) != 1:
+            return "none", None
+        current = inputs[0]
+        m = _module(gm, current)
+        if isinstance(m, UniformQuantizer):
+            return "quantizer", m
+        if isinstance(m, QUANT_LAYERS):
+            return ("quantizer", m.output_quantizer) if m.output_quantizer is not None else ("none", None)
+        if current.op == "placeholder":
+            return "image", None
+        if not _preserves_grid(gm, current):
+            return "none", None
+
+
 # --- passes ------------------------------------------------------------------------------------
+def _remove_identities(gm: fx.GraphModule) -> None:
+    """Drop identities and dropouts (no-ops at inference) so they cannot hide an activation or a BN."""
+    for node in list(gm.graph.nodes):
+        m = _module(gm, node)
+        if (isinstance(m, IDENTITY_MODULES) or type(m).__name__ == "DropPath") and len(node.all_input_nodes) == 1:
+            node.replace_all_uses_with(node.all_input_nodes[0])
+            gm.graph.erase_node(node)
+
+
 def _fold_batchnorms(gm: fx.GraphModule) -> None:
     for node in list(gm.graph.nodes):
         bn = _module(gm, node)
@@ -230,21 +283,27 @@ def _place_activation_quantizers(gm: fx.GraphModule, cfg: QuantConfig, layers: l
         _insert_quantizer_after(gm, tail, path, cfg)
 
 
+def _quantize_layer_inputs(gm: fx.GraphModule, cfg: QuantConfig, layers: list[fx.Node]) -> None:
+    for node in layers:
+        if _input_source(gm, node)[0] == "none":
+            gm.get_submodule(node.target).input_quantizer = _act_quantizer(cfg)
+
+
 def _quantizer_feeding(gm: fx.GraphModule, node: fx.Node) -> UniformQuantizer | None:
-    """Return the quantizer that last touched the tensor entering ``node`` (through pass-through ops)."""
-    current = node
-    while True:
-        inputs = current.all_input_nodes
-        if len(inputs) != 1:
-            return None
-        current = inputs[0]
-        m = _module(gm, current)
-        if isinstance(m, UniformQuantizer):
-            return m
-        if isinstance(m, QUANT_LAYERS):
-            return m.output_quantizer
-        if is_residual_add(current) or current.op == "placeholder":
-            return None
+    """Return the quantizer whose output ``node`` consumes (its own input quantizer first)."""
+    own = gm.get_submodule(node.target).input_quantizer
+    return own if own is not None else _input_source(gm, node)[1]
+
+
+def unquantized_inputs(gm: fx.GraphModule) -> list[str]:
+    """Return the layers whose input is neither the image nor a quantized tensor (empty for a valid twin)."""
+    bad = []
+    for node in gm.graph.nodes:
+        layer = _module(gm, node)
+        if isinstance(layer, QUANT_LAYERS) and layer.input_quantizer is None \
+                and _input_source(gm, node)[0] == "none":
+            bad.append(node.target)
+    return bad
 
 
 def _apply_bit_rules(gm: fx.GraphModule, cfg: QuantConfig, layers: list[fx.Node]) -> None:
@@ -259,14 +318,19 @@ def _apply_bit_rules(gm: fx.GraphModule, cfg: QuantConfig, layers: list[fx.Node]
         stem = gm.get_submodule(layers[0].target)
         if stem.output_quantizer is not None:
             stem.output_quantizer.set_bits(8)
-    for rule in cfg.overrides:
+    for i, rule in enumerate(cfg.overrides):
+        matched = False
         for name, q in iter_quantizers(gm):
             owner, _, role = name.rpartition(".")
             if not fnmatch.fnmatchcase(owner, rule["pattern"]) and not fnmatch.fnmatchcase(name, rule["pattern"]):
                 continue
+            matched = True
             key = "w_bits" if role == "weight_quantizer" else "a_bits"
             if key in rule:
                 q.set_bits(rule[key])
+        if not matched:
+            raise ConfigError(f"quant.overrides[{i}]: pattern {rule['pattern']!r} matches no layer or quantizer "
+                              "(see the names in --dry-run)")
 
 
 # --- public ------------------------------------------------------------------------------------
@@ -274,7 +338,9 @@ def quantize(model: nn.Module, config: QuantConfig | Mapping | None = None) -> f
     """Return the quantized twin of ``model`` (uncalibrated); ``model`` itself is left untouched."""
     cfg = QuantConfig.from_any(config)
     model = copy.deepcopy(model).eval()
+    device = next((p.device for p in model.parameters()), torch.device("cpu"))
     gm = trace(model)
+    _remove_identities(gm)
     if cfg.fold_bn:
         _fold_batchnorms(gm)
     _check_supported(gm)
@@ -283,11 +349,12 @@ def quantize(model: nn.Module, config: QuantConfig | Mapping | None = None) -> f
         raise UnsupportedLayerError(f"model {type(model).__name__} has no Conv2d or Linear layer to quantize")
     _fuse_activations(gm, layers)
     _place_activation_quantizers(gm, cfg, layers)
+    _quantize_layer_inputs(gm, cfg, layers)
     _apply_bit_rules(gm, cfg, layers)
     gm.graph.lint()
     gm.recompile()
     gm.delete_all_unused_submodules()
-    return gm
+    return gm.to(device)
 
 
 def iter_quantizers(model: nn.Module) -> Iterator[tuple[str, UniformQuantizer]]:

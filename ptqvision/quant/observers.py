@@ -69,35 +69,59 @@ class AvgMinMaxObserver(MinMaxObserver):
 class LpObserver(MinMaxObserver):
     """BRECQ's Lp range search: shrink [min, max] by r = 1 − 0.01·i, i = 0..79, keep the best r.
 
-    The error of a candidate is mean |x − Q(x)|^p per channel (p = 2.4 by default). For activations
-    the observer keeps the exact running min/max and a bounded, seeded random sample of values from
-    every batch, so memory does not grow with the calibration set.
+    The error of a candidate is mean |x − Q(x)|^p per channel (p = 2.4 by default). With
+    ``max_samples=None`` (weights) every value is searched. Otherwise (activations) the observer keeps
+    the exact running min/max and a seeded uniform reservoir sample of at most ``max_samples`` values
+    per quantizer, on the CPU, so memory does not grow with the calibration set.
     """
 
     name = "lp"
 
     def __init__(self, ch_axis: int | None = None, p: float = 2.4, num_candidates: int = 80,
-                 max_samples_per_update: int = 1 << 18, seed: int = 0, **_: object) -> None:
+                 max_samples: int | None = 1 << 20, seed: int = 0, **_: object) -> None:
         super().__init__(ch_axis)
         self.p = p
         self.num_candidates = num_candidates
-        self.max_samples = max_samples_per_update
+        self.max_samples = max_samples
         self.generator = torch.Generator().manual_seed(seed)
         self.samples: list[torch.Tensor] = []
+        self.reservoir: torch.Tensor | None = None
+        self.seen = 0
 
     def update(self, x: torch.Tensor) -> None:
         super().update(x)
         rows = _as_rows(x.detach().float(), self.ch_axis)
-        per_row = rows.shape[1]
-        budget = max(1, self.max_samples // rows.shape[0])
-        if per_row > budget:
-            idx = torch.randint(per_row, (budget,), generator=self.generator).to(rows.device)
-            rows = rows[:, idx]
-        self.samples.append(rows)
+        if self.max_samples is None:
+            self.samples.append(rows)
+            return
+        self._reservoir_add(rows)
+
+    def _reservoir_add(self, rows: torch.Tensor) -> None:
+        """Keep a uniform sample of columns over everything seen (Algorithm R, vectorised)."""
+        k = max(1, self.max_samples // rows.shape[0])
+        n = rows.shape[1]
+        if n > k:  # a batch larger than the reservoir: pre-sample it, weighting it as n columns
+            idx = torch.randperm(n, generator=self.generator)[:k].to(rows.device)
+            rows, weight = rows[:, idx], n
+        else:
+            weight = n
+        rows = rows.cpu()
+        if self.reservoir is None or self.reservoir.shape[1] < k:
+            take = k if self.reservoir is None else k - self.reservoir.shape[1]
+            head, rows = rows[:, :take], rows[:, take:]
+            self.reservoir = head if self.reservoir is None else torch.cat([self.reservoir, head], dim=1)
+        if rows.shape[1]:
+            # each incoming column replaces a random slot with probability k / (columns seen so far)
+            m = rows.shape[1]
+            seen_after = self.seen + weight - m + torch.arange(1, m + 1, dtype=torch.float64)
+            slot = torch.floor(torch.rand(m, generator=self.generator, dtype=torch.float64) * seen_after).long()
+            keep = slot < k
+            self.reservoir[:, slot[keep]] = rows[:, keep]
+        self.seen += weight
 
     def qparams(self, bits: int, symmetric: bool) -> tuple[torch.Tensor, torch.Tensor]:
         self._require_data()
-        data = torch.cat(self.samples, dim=1)
+        data = torch.cat(self.samples, dim=1) if self.max_samples is None else self.reservoir.to(self.lo.device)
         if data.shape[0] == 1 and data.shape[1] > 4 * HIST_BINS:
             values, weights = histogram(data[0], self.lo[0], self.hi[0])
             return lp_search(values[None], self.lo, self.hi, bits, symmetric, self.p, self.num_candidates,

@@ -68,9 +68,10 @@ class UniformQuantizer(nn.Module):
         self._ready = bool(self.calibrated)
 
     # --- calibration -------------------------------------------------------------------------
-    def start_observing(self) -> None:
-        """Enter pass-through mode with a fresh observer."""
-        self.observer = build_observer(self.observer_name, self.ch_axis, **self.observer_kwargs)
+    def start_observing(self, **observer_kwargs: object) -> None:
+        """Enter pass-through mode with a fresh observer (``observer_kwargs`` override the configured ones)."""
+        self.observer = build_observer(self.observer_name, self.ch_axis,
+                                       **{**self.observer_kwargs, **observer_kwargs})
 
     def finish_observing(self) -> None:
         """Turn what the observer saw into (scale, zero point) and leave observing mode."""
@@ -87,8 +88,8 @@ class UniformQuantizer(nn.Module):
 
     @torch.no_grad()
     def calibrate_from(self, x: torch.Tensor) -> None:
-        """Set the parameters from one tensor (a weight)."""
-        self.start_observing()
+        """Set the parameters from one tensor (a weight), searching over every one of its values."""
+        self.start_observing(max_samples=None)
         self.observer.update(x)
         self.finish_observing()
 
