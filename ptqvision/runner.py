@@ -135,6 +135,7 @@ def summary_table(results: dict) -> str:
 
 
 def model_name(cfg: dict) -> str:
+    """Return the model's display name: its ``name``, or its ``type`` for fixed architectures."""
     m = cfg["model"]
     return m["name"] or m["type"]
 
@@ -149,6 +150,7 @@ def run(config_path: str, work_dir: str | None = None, options: list[str] | None
     config_name = os.path.splitext(os.path.basename(config_path))[0]
     work_dir = work_dir or os.path.join("work_dirs", config_name)
     dev = resolve_device(cfg["device"])
+    method = get_method(cfg["method"]["type"])
     torch.manual_seed(cfg["seed"])
 
     fp_model, qmodel, pre = build_quantized(cfg)
@@ -175,27 +177,17 @@ def run(config_path: str, work_dir: str | None = None, options: list[str] | None
                                         device=dev, progress=progress)
     times = {"calibration": 0.0, "reconstruction": 0.0, "evaluation": 0.0}
 
-    # Full-precision reference, cached across resumes (it depends only on model, data and preprocessing).
-    fp_key = fingerprint([cfg["model"], cfg["data"]["val"], pre, cfg["data"]["batch_size"], str(dev)])
-    fp_path = os.path.join(work_dir, "fp_metrics.json")
     metrics: dict[str, dict] = {}
     if cfg["eval"]["fp"]:
-        cached = _read_json(fp_path) if resume else None
-        if cached and cached.get("fingerprint") == fp_key:
-            metrics["fp"] = cached["metrics"]
-            LOG.info("resume: full-precision metrics from %s", fp_path)
-        else:
-            t = time.perf_counter()
-            metrics["fp"] = evaluator.evaluate(fp_model.to(dev))
-            times["evaluation"] += time.perf_counter() - t
-            atomic_write_json(fp_path, {"fingerprint": fp_key, "metrics": metrics["fp"]})
+        metrics["fp"], times["evaluation"] = fp_metrics(cfg, pre, fp_model.to(dev), evaluator, work_dir, resume)
         LOG.info("fp: top1 %.2f top5 %.2f", metrics["fp"]["top1"], metrics["fp"]["top5"])
 
     ckpt_path = os.path.join(work_dir, "quantized.pth")
     run_key = fingerprint({k: v for k, v in cfg.items() if k not in ("eval", "device")})
     qmodel.to(dev)
-    if resume and os.path.isfile(ckpt_path) and load_quantized(ckpt_path)["meta"].get("fingerprint") == run_key:
-        load_into(qmodel, load_quantized(ckpt_path), ckpt_path)
+    finished = load_quantized(ckpt_path) if resume and os.path.isfile(ckpt_path) else None
+    if finished is not None and finished["meta"].get("fingerprint") == run_key:
+        load_into(qmodel, finished, ckpt_path)
         LOG.info("resume: quantized model from %s", ckpt_path)
     else:
         calib_loader = build_loader(calib_subset, cfg["calib"]["batch_size"], cfg["data"]["num_workers"])
@@ -204,8 +196,7 @@ def run(config_path: str, work_dir: str | None = None, options: list[str] | None
         times["calibration"] = time.perf_counter() - t
         LOG.info("calibrated %d quantizers in %.1fs", len(rows), times["calibration"])
         t = time.perf_counter()
-        ctx = RunContext(cfg, work_dir, dev, fp_model.to(dev), qmodel, calib_loader, resume)
-        get_method(cfg["method"]["type"])(ctx)
+        method(RunContext(cfg, work_dir, dev, fp_model.to(dev), qmodel, calib_loader, resume))
         times["reconstruction"] = time.perf_counter() - t
         check_ready(qmodel)
         save_quantized(ckpt_path, qmodel, {"fingerprint": run_key, "config": dump_config(cfg),
@@ -237,6 +228,22 @@ def run(config_path: str, work_dir: str | None = None, options: list[str] | None
     atomic_write_json(os.path.join(work_dir, "results.json"), results)
     LOG.info("results written to %s", os.path.join(work_dir, "results.json"))
     return results
+
+
+def fp_metrics(cfg: dict, pre: dict, fp_model: nn.Module, evaluator: ClassificationEvaluator, work_dir: str,
+               resume: bool) -> tuple[dict, float]:
+    """Return (full-precision metrics, seconds spent); reused on resume when model, data and
+    preprocessing are unchanged."""
+    key = fingerprint([cfg["model"], cfg["data"]["val"], pre, cfg["data"]["batch_size"], str(evaluator.device)])
+    path = os.path.join(work_dir, "fp_metrics.json")
+    cached = _read_json(path) if resume else None
+    if cached and cached.get("fingerprint") == key:
+        LOG.info("resume: full-precision metrics from %s", path)
+        return cached["metrics"], 0.0
+    t = time.perf_counter()
+    metrics = evaluator.evaluate(fp_model)
+    atomic_write_json(path, {"fingerprint": key, "metrics": metrics})
+    return metrics, time.perf_counter() - t
 
 
 OUTPUTS = ("results.json", "quantized.pth", "config.py", "fp_metrics.json", "run.log")
