@@ -301,3 +301,13 @@ def test_timm_conv1d_attention_is_refused_with_its_place():
     model, _ = build_model({"type": "timm", "name": "ecaresnet26t", "weights": "random"})
     with pytest.raises(UnsupportedLayerError, match="Conv1d at 'layer1.0.se.conv'"):
         quantize(model)
+
+
+def test_calibration_is_deterministic():
+    model = _randomise_bn(TinyResNet())
+    scales = []
+    for _ in range(2):
+        twin = quantize(model, {"w_bits": 4, "a_bits": 4})
+        calibrate(twin, _calib_batches(), progress=False)
+        scales.append(torch.cat([q.scale.detach().flatten() for _, q in iter_quantizers(twin)]))
+    assert torch.equal(scales[0], scales[1])
