@@ -13,7 +13,8 @@ from torch import nn
 import ptqvision  # noqa: F401  (before torchvision/timm)
 from ptqvision.errors import CheckpointError, ConfigError
 from ptqvision.models import build_model, list_models, register_model
-from ptqvision.models.efficientnet_lite import SamePad2d, same_pad_amounts
+from ptqvision.models.efficientnet_lite import SamePad2d
+from ptqvision.nn.modules import same_pad_amounts
 
 SHARED = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
 MBV2_FILE = SHARED / "mobilenet_v2_int8_pytorch_demo" / "mobilenet_v2_bnfolded_float_from_int8.pt"

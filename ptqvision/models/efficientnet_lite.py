@@ -11,10 +11,10 @@ from collections.abc import Mapping
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ConfigError
+from ..nn.modules import tf_same_pad
 from .registry import Preprocess, imagenet_preprocess, kwargs_from, num_classes_from, register_model
 
 # (repeats, kernel, stride, expand ratio, in channels, out channels) per stage.
@@ -29,13 +29,6 @@ LITE0_STAGES: tuple[tuple[int, int, int, int, int, int], ...] = (
 )
 BN_EPS = 1e-3
 BN_MOMENTUM = 0.01  # TF decay 0.99
-
-
-def same_pad_amounts(size: int, kernel_size: int, stride: int) -> tuple[int, int]:
-    """Return (before, after) TF 'SAME' padding for one spatial dimension of ``size``."""
-    out = -(-size // stride)
-    total = max((out - 1) * stride + kernel_size - size, 0)
-    return total // 2, total - total // 2
 
 
 class SamePad2d(nn.Module):
@@ -53,11 +46,8 @@ class SamePad2d(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Return ``x`` padded so that the conv's output size is ceil(input / stride)."""
-        top, bottom = same_pad_amounts(x.shape[-2], self.kernel_size, self.stride)
-        left, right = same_pad_amounts(x.shape[-1], self.kernel_size, self.stride)
-        if top == bottom == left == right == 0:
-            return x
-        return F.pad(x, (left, right, top, bottom))
+        k, s = self.kernel_size, self.stride
+        return tf_same_pad(x, (k, k), (s, s))
 
     def extra_repr(self) -> str:
         return f"kernel_size={self.kernel_size}, stride={self.stride}"

@@ -16,14 +16,17 @@ from torch import nn
 from ..quant import UniformQuantizer
 
 
+def same_pad_amounts(size: int, kernel_size: int, stride: int, dilation: int = 1) -> tuple[int, int]:
+    """Return (before, after) TensorFlow "SAME" padding for one spatial dimension of ``size``."""
+    total = max((math.ceil(size / stride) - 1) * stride + (kernel_size - 1) * dilation + 1 - size, 0)
+    return total // 2, total - total // 2
+
+
 def tf_same_pad(x: torch.Tensor, kernel_size: tuple[int, int], stride: tuple[int, int],
-                dilation: tuple[int, int]) -> torch.Tensor:
+                dilation: tuple[int, int] = (1, 1)) -> torch.Tensor:
     """Return x zero-padded as TensorFlow's "SAME" convolution does (extra pixel right/bottom)."""
-    pads = []
-    for size, k, s, d in zip(x.shape[-2:], kernel_size, stride, dilation):
-        total = max((math.ceil(size / s) - 1) * s + (k - 1) * d + 1 - size, 0)
-        pads.append((total // 2, total - total // 2))
-    (top, bottom), (left, right) = pads
+    (top, bottom), (left, right) = (same_pad_amounts(size, k, s, d)
+                                    for size, k, s, d in zip(x.shape[-2:], kernel_size, stride, dilation))
     return F.pad(x, [left, right, top, bottom]) if top or bottom or left or right else x
 
 

@@ -1,7 +1,6 @@
 """torch.fx tracing with the leaf rules of ptqvision."""
 from __future__ import annotations
 
-import torch
 import torch.fx as fx
 from torch import nn
 
@@ -45,8 +44,3 @@ def trace(model: nn.Module) -> fx.GraphModule:
     name = type(model).__name__
     return fx.GraphModule(tracer.root, graph, name)
 
-
-@torch.no_grad()
-def max_abs_diff(a: nn.Module, b: nn.Module, x: torch.Tensor) -> float:
-    """Return max |a(x) − b(x)|, a check used by equivalence tests."""
-    return (a(x) - b(x)).abs().max().item()

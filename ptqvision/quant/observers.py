@@ -30,9 +30,12 @@ class MinMaxObserver:
         self.lo: torch.Tensor | None = None
         self.hi: torch.Tensor | None = None
 
-    def update(self, x: torch.Tensor) -> None:
+    def _batch_range(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         rows = _as_rows(x.detach().float(), self.ch_axis)
-        lo, hi = rows.amin(dim=1), rows.amax(dim=1)
+        return rows.amin(dim=1), rows.amax(dim=1)
+
+    def update(self, x: torch.Tensor) -> None:
+        lo, hi = self._batch_range(x)
         self.lo = lo if self.lo is None else torch.minimum(self.lo, lo)
         self.hi = hi if self.hi is None else torch.maximum(self.hi, hi)
 
@@ -56,8 +59,7 @@ class AvgMinMaxObserver(MinMaxObserver):
         self.count = 0
 
     def update(self, x: torch.Tensor) -> None:
-        rows = _as_rows(x.detach().float(), self.ch_axis)
-        lo, hi = rows.amin(dim=1), rows.amax(dim=1)
+        lo, hi = self._batch_range(x)
         if self.lo is None:
             self.lo, self.hi = lo, hi
         else:
