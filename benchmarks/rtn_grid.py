@@ -18,6 +18,7 @@ sys.path.insert(0, ROOT)
 
 from ptqvision.runner import run  # noqa: E402
 from ptqvision.utils.io import atomic_write_json  # noqa: E402
+from ptqvision.utils.runtime import tune_cpu_allocator  # noqa: E402
 
 MODELS = ["mobilenet_v2_folded", "efficientnet_lite0"]
 BITS = [(8, 8), (6, 6), (4, 8), (4, 4)]
@@ -28,6 +29,7 @@ def main() -> None:
     p.add_argument("--out", default=os.path.join(ROOT, "benchmarks", "out"))
     p.add_argument("--cfg-options", nargs="*", default=[], help="applied to every cell")
     args = p.parse_args()
+    tune_cpu_allocator()
     os.chdir(ROOT)  # configs name data relative to the repository root
     rows = []
     for model in MODELS:

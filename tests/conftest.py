@@ -11,7 +11,10 @@ import ptqvision  # noqa: E402,F401  (installs the torchvision shim first)
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
+from ptqvision.utils.runtime import tune_cpu_allocator  # noqa: E402
+
 torch.set_num_threads(1)
+tune_cpu_allocator()
 
 SHARED = os.path.join(os.path.dirname(ROOT), "shared", "data")
 

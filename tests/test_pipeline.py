@@ -209,3 +209,13 @@ def test_private_config_variables_are_allowed_and_unknown_top_level_keys_are_not
         f.write("iters = 5\n")
     assert quant_cli.main([cfg, "--dry-run"]) == 2
     assert "unknown config key 'iters'" in capsys.readouterr().err
+
+
+def test_allocator_tuning_can_be_switched_off(monkeypatch):
+    from ptqvision.utils.runtime import tune_cpu_allocator
+
+    monkeypatch.setenv("PTQVISION_MALLOC_TUNING", "0")
+    assert tune_cpu_allocator() is False
+    monkeypatch.delenv("PTQVISION_MALLOC_TUNING")
+    if sys.platform.startswith("linux"):
+        assert tune_cpu_allocator() is True  # glibc accepts the thresholds

@@ -10,7 +10,9 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 def main_guard(fn, debug: bool) -> int:
     """Run ``fn``; turn a PTQError into one line on stderr and exit code 2 (1 for other errors)."""
     from ptqvision.errors import PTQError
+    from ptqvision.utils.runtime import tune_cpu_allocator
 
+    tune_cpu_allocator()
     try:
         fn()
         return 0
