@@ -131,3 +131,22 @@ def test_weight_search_uses_every_value_activation_memory_is_bounded():
         obs.update(torch.full((400,), float(i)))
     assert obs.reservoir.numel() == 1000 and obs.seen == 20_000
     assert abs(obs.reservoir.mean().item() - 24.5) < 1.5  # a uniform sample of everything seen
+
+
+def test_reservoir_replacement_latest_column_wins_on_repeated_slots():
+    from ptqvision.quant.observers import scatter_latest
+
+    g = torch.Generator().manual_seed(0)
+    slot = torch.randint(0, 40, (5000,), generator=g)  # 30 real slots, heavy repetition, some out of range
+    source = torch.randn(3, 5000, generator=g)
+    expected = torch.zeros(3, 30)
+    for j in range(5000):  # the sequential definition
+        if slot[j] < 30:
+            expected[:, slot[j]] = source[:, j]
+    torch.set_num_threads(2)
+    try:
+        got = torch.zeros(3, 30)
+        scatter_latest(got, slot, source)
+    finally:
+        torch.set_num_threads(1)
+    assert torch.equal(got, expected)

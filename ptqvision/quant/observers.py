@@ -117,8 +117,7 @@ class LpObserver(MinMaxObserver):
             m = rows.shape[1]
             seen_after = self.seen + weight - m + torch.arange(1, m + 1, dtype=torch.float64)
             slot = torch.floor(torch.rand(m, generator=self.generator, dtype=torch.float64) * seen_after).long()
-            keep = slot < k
-            self.reservoir[:, slot[keep]] = rows[:, keep]
+            scatter_latest(self.reservoir, slot, rows)
         self.seen += weight
 
     def qparams(self, bits: int, symmetric: bool) -> tuple[torch.Tensor, torch.Tensor]:
@@ -129,6 +128,19 @@ class LpObserver(MinMaxObserver):
             return lp_search(values[None], self.lo, self.hi, bits, symmetric, self.p, self.num_candidates,
                              weights=weights[None])
         return lp_search(data, self.lo, self.hi, bits, symmetric, self.p, self.num_candidates)
+
+
+def scatter_latest(target: torch.Tensor, slot: torch.Tensor, source: torch.Tensor) -> None:
+    """For each column j of ``source`` in order with slot[j] < target columns, set target[:, slot[j]]:
+    the latest column wins. Decided explicitly, because an indexed assignment with repeated indices
+    has no defined winner and made calibration differ from run to run."""
+    k = target.shape[1]
+    keep = slot < k
+    cols = torch.arange(slot.numel(), device=slot.device)
+    winner = torch.full((k,), -1, dtype=torch.long, device=slot.device)
+    winner = winner.scatter_reduce(0, slot[keep], cols[keep], "amax")
+    filled = winner >= 0
+    target[:, filled] = source[:, winner[filled]]
 
 
 HIST_BINS = 4096
