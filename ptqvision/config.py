@@ -68,16 +68,14 @@ def resolve(cfg: Mapping) -> dict:
     QuantConfig.from_any(out["quant"])  # validates bits, observers, overrides
     if not out["model"]["type"]:
         raise ConfigError("model.type is required")
-    for key in ("calib.num_samples", "calib.batch_size", "recon.iters", "recon.batch_size", "data.batch_size"):
-        section, name = key.split(".")
-        value = out[section][name]
-        if isinstance(value, bool) or not isinstance(value, int) or value < (0 if name == "iters" else 1):
-            raise ConfigError(f"{key} must be a positive integer, got {value!r}")
-    for key in ("seed", "calib.seed", "model.seed", "data.num_workers"):
+    minimum = {"calib.num_samples": 1, "calib.batch_size": 1, "recon.batch_size": 1, "data.batch_size": 1,
+               "recon.iters": 0, "seed": 0, "calib.seed": 0, "model.seed": 0, "data.num_workers": 0}
+    for key, low in minimum.items():
         section, _, name = key.rpartition(".")
         value = out[section][name] if section else out[name]
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise ConfigError(f"{key} must be a non-negative integer, got {value!r}")
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            kind = "a positive" if low else "a non-negative"
+            raise ConfigError(f"{key} must be {kind} integer, got {value!r}")
     for key in ("eval.fp", "eval.progress"):
         section, name = key.split(".")
         if not isinstance(out[section][name], bool):

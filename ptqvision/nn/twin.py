@@ -37,9 +37,10 @@ ACTIVATION_MODULES = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.Hardtanh, nn.Hardswish
 ACTIVATION_FUNCTIONS = {F.relu: nn.ReLU, torch.relu: nn.ReLU, F.relu6: nn.ReLU6, F.silu: nn.SiLU,
                         F.hardswish: nn.Hardswish, F.gelu: nn.GELU}
 ADD_FUNCTIONS = (operator.add, operator.iadd, torch.add)
-# Leaves that hold no weights to quantize and are kept in full precision as they are.
+# Leaves that hold no weights to quantize and are kept in full precision as they are (identities and
+# dropouts are removed from the graph before this is consulted).
 FP_MODULES = (nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d, nn.Flatten,
-              nn.Identity, nn.Dropout, nn.Dropout2d, nn.ZeroPad2d, nn.ConstantPad2d, nn.Softmax,
+              nn.ZeroPad2d, nn.ConstantPad2d, nn.Softmax,
               nn.Upsample, nn.Sigmoid, nn.Hardsigmoid, nn.Tanh, nn.modules.batchnorm._BatchNorm,
               nn.LayerNorm, nn.GroupNorm) + ACTIVATION_MODULES
 IDENTITY_MODULES = (nn.Identity, nn.Dropout, nn.Dropout2d, nn.Dropout1d, nn.AlphaDropout)
@@ -179,7 +180,7 @@ def _check_supported(gm: fx.GraphModule) -> None:
             if seen[node.target] > 1:
                 raise UnsupportedLayerError(f"layer '{node.target}' is called more than once (shared weights)")
             continue
-        if isinstance(m, FP_MODULES) or type(m).__name__ == "DropPath":
+        if isinstance(m, FP_MODULES):
             continue
         has_params = any(True for _ in m.parameters(recurse=True))
         if has_params or isinstance(m, (nn.modules.conv._ConvNd, nn.Embedding, nn.RNNBase, nn.MultiheadAttention)):
