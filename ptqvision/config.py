@@ -13,6 +13,7 @@ from typing import Any, Mapping
 
 from .errors import ConfigError
 from .nn.config import QuantConfig
+from .recon.settings import ReconSettings, apply_preset
 
 FREE = object()  # marks a value whose inner keys are not checked
 
@@ -28,7 +29,7 @@ DEFAULTS: dict[str, Any] = {
     "calib": {"num_samples": 128, "seed": 1005, "batch_size": 32},
     "quant": QuantConfig().to_dict(),
     "method": {"type": "rtn"},
-    "recon": {"iters": 20000, "batch_size": 32},
+    "recon": ReconSettings.defaults(),
     "eval": {"fp": True, "progress": True},
     "device": "auto",
     "seed": 1005,
@@ -80,6 +81,12 @@ def resolve(cfg: Mapping) -> dict:
         section, name = key.split(".")
         if not isinstance(out[section][name], bool):
             raise ConfigError(f"{key} must be true or false, got {out[section][name]!r}")
+    from .methods import PRESETS, get_method
+
+    get_method(out["method"]["type"])
+    if out["method"]["type"] in PRESETS:
+        out["recon"] = apply_preset(out["recon"], PRESETS[out["method"]["type"]])
+        ReconSettings.from_dict(out["recon"])
     device = str(out["device"])
     if device not in ("auto", "cpu", "cuda") and not (device.startswith("cuda:") and device[5:].isdigit()):
         raise ConfigError(f"device must be auto, cpu, cuda or cuda:N, got {out['device']!r}")

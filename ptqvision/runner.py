@@ -20,9 +20,11 @@ from .config import dump_config, load_config
 from .data import ClassificationDataset, build_loader, build_transform, sample_calibration
 from .errors import ConfigError, DataError
 from .eval import ClassificationEvaluator
-from .methods import get_method
+from .methods import get_method, uses_reconstruction
 from .models import build_model
 from .nn import calibrate, check_ready, placement, quantize
+from .recon import ReconSettings, describe_partition
+from .recon.engine import PLOT_FILE, RECORDS_FILE, STATE_FILE
 from .utils.io import atomic_write_json, atomic_write_text
 
 LOG = logging.getLogger("ptqvision")
@@ -39,6 +41,7 @@ class RunContext:
     qmodel: nn.Module
     calib_loader: Any
     resume: bool = False
+    fingerprint: str = ""
     log: logging.Logger = field(default_factory=lambda: LOG)
 
 
@@ -157,7 +160,11 @@ def run(config_path: str, work_dir: str | None = None, options: list[str] | None
     rows = placement(qmodel)
     if dry_run:
         print(placement_table(rows))
-        return {"placement": rows}
+        out = {"placement": rows}
+        if uses_reconstruction(cfg["method"]["type"]):
+            out["partition"] = describe_partition(qmodel, ReconSettings.from_dict(cfg["recon"]))
+            print(f"\nreconstruction units ({cfg['method']['type']}):\n{out['partition']}")
+        return out
 
     if not resume:
         archive_previous(work_dir)
@@ -186,8 +193,10 @@ def run(config_path: str, work_dir: str | None = None, options: list[str] | None
     run_key = fingerprint({k: v for k, v in cfg.items() if k not in ("eval", "device")})
     qmodel.to(dev)
     finished = load_quantized(ckpt_path) if resume and os.path.isfile(ckpt_path) else None
+    report = None
     if finished is not None and finished["meta"].get("fingerprint") == run_key:
         load_into(qmodel, finished, ckpt_path)
+        report = _read_json(os.path.join(work_dir, RECORDS_FILE))
         LOG.info("resume: quantized model from %s", ckpt_path)
     else:
         calib_loader = build_loader(calib_subset, cfg["calib"]["batch_size"], cfg["data"]["num_workers"])
@@ -196,7 +205,7 @@ def run(config_path: str, work_dir: str | None = None, options: list[str] | None
         times["calibration"] = time.perf_counter() - t
         LOG.info("calibrated %d quantizers in %.1fs", len(rows), times["calibration"])
         t = time.perf_counter()
-        method(RunContext(cfg, work_dir, dev, fp_model.to(dev), qmodel, calib_loader, resume))
+        report = method(RunContext(cfg, work_dir, dev, fp_model.to(dev), qmodel, calib_loader, resume, run_key))
         times["reconstruction"] = time.perf_counter() - t
         check_ready(qmodel)
         save_quantized(ckpt_path, qmodel, {"fingerprint": run_key, "config": dump_config(cfg),
@@ -225,6 +234,12 @@ def run(config_path: str, work_dir: str | None = None, options: list[str] | None
         "data": {"val": cfg["data"]["val"], "num_val_images": len(val_set)},
         "placement": rows,
     }
+    if uses_reconstruction(cfg["method"]["type"]):
+        results["recon"] = cfg["recon"]
+        if report:
+            results["reconstruction"] = {**{k: v for k, v in report.items() if k != "per_unit"},
+                                         "per_unit": [{k: v for k, v in r.items() if k != "curve"}
+                                                      for r in report["per_unit"]]}
     atomic_write_json(os.path.join(work_dir, "results.json"), results)
     LOG.info("results written to %s", os.path.join(work_dir, "results.json"))
     return results
@@ -246,7 +261,8 @@ def fp_metrics(cfg: dict, pre: dict, fp_model: nn.Module, evaluator: Classificat
     return metrics, time.perf_counter() - t
 
 
-OUTPUTS = ("results.json", "quantized.pth", "config.py", "fp_metrics.json", "run.log")
+OUTPUTS = ("results.json", "quantized.pth", "config.py", "fp_metrics.json", "run.log", STATE_FILE, RECORDS_FILE,
+           PLOT_FILE)
 
 
 def archive_previous(work_dir: str) -> None:

@@ -1,12 +1,16 @@
-"""Methods are presets of the engine: each is a function that refines a calibrated quantized twin."""
+"""Methods are presets of the engine: each is a function that refines a calibrated quantized twin, and
+(for the reconstruction methods) a preset of the ``recon`` settings it implies."""
 from __future__ import annotations
 
 from typing import Callable
 
 from ..errors import ConfigError
+from . import adaround, brecq, qdrop
 from .rtn import rtn
 
-METHODS: dict[str, Callable] = {"rtn": rtn}
+METHODS: dict[str, Callable] = {"rtn": rtn, "adaround": adaround.adaround, "brecq": brecq.brecq,
+                                "qdrop": qdrop.qdrop}
+PRESETS: dict[str, dict] = {"adaround": adaround.PRESET, "brecq": brecq.PRESET, "qdrop": qdrop.PRESET}
 
 
 def get_method(name: str) -> Callable:
@@ -14,3 +18,8 @@ def get_method(name: str) -> Callable:
     if name not in METHODS:
         raise ConfigError(f"unknown method.type '{name}'; available: {sorted(METHODS)}")
     return METHODS[name]
+
+
+def uses_reconstruction(name: str) -> bool:
+    """Return whether method ``name`` runs the reconstruction engine (and so reads ``recon.*``)."""
+    return name in PRESETS

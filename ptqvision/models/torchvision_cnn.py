@@ -32,14 +32,26 @@ def _unknown(kind: str, name: str, known: list[str]) -> ConfigError:
 
 
 # Architectures of the published PTQ tables that torchvision does not name; built with its own classes.
-# RegNetX-600MF: pycls model-zoo parameters (depth 16, w0 48, wa 36.97, wm 2.24, group width 24).
-EXTRA_TORCHVISION = {"regnet_x_600mf": dict(depth=16, w_0=48, w_a=36.97, w_m=2.24, group_width=24)}
+def _regnet_x_600mf(num_classes: int, kwargs: dict) -> nn.Module:
+    """RegNetX-600MF with the pycls model-zoo parameters (depth 16, w0 48, wa 36.97, wm 2.24, group width 24)."""
+    from torchvision.models.regnet import BlockParams, RegNet
+
+    params = BlockParams.from_init_params(depth=16, w_0=48, w_a=36.97, w_m=2.24, group_width=24)
+    return RegNet(params, num_classes=num_classes, **kwargs)
+
+
+def _mnasnet2_0(num_classes: int, kwargs: dict) -> nn.Module:
+    """MnasNet with depth multiplier 2.0 (the MnasNet of the BRECQ/QDrop/PD-Quant tables)."""
+    from torchvision.models.mnasnet import MNASNet
+
+    return MNASNet(2.0, num_classes=num_classes, **kwargs)
+
+
+EXTRA_TORCHVISION = {"regnet_x_600mf": _regnet_x_600mf, "mnasnet2_0": _mnasnet2_0}
 
 
 def _extra_torchvision(name: str, num_classes: int, kwargs: dict) -> nn.Module:
-    from torchvision.models.regnet import BlockParams, RegNet
-
-    return RegNet(BlockParams.from_init_params(**EXTRA_TORCHVISION[name]), num_classes=num_classes, **kwargs)
+    return EXTRA_TORCHVISION[name](num_classes, kwargs)
 
 
 @register_model("torchvision")

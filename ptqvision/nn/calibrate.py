@@ -31,13 +31,21 @@ def calibrate(model: nn.Module, batches: Iterable[torch.Tensor], device: torch.d
     Weights first (so activation ranges are observed behind quantized weights), then one pass of the
     calibration images with every activation quantizer observing and passing its input through.
     """
-    model.eval()
-    if device is None:
-        device = next((p.device for p in model.parameters()), torch.device("cpu"))
     for layer in model.modules():
         if isinstance(layer, QUANT_LAYERS):
             layer.weight_quantizer.calibrate_from(layer.weight)
-    acts = activation_quantizers(model)
+    return calibrate_activations(model, batches, device, progress)
+
+
+@torch.no_grad()
+def calibrate_activations(model: nn.Module, batches: Iterable[torch.Tensor],
+                          device: torch.device | str | None = None, progress: bool = True) -> int:
+    """Set the range of every enabled activation quantizer from one pass of ``batches`` through ``model``
+    as it currently quantizes; return the number of images seen."""
+    model.eval()
+    if device is None:
+        device = next((p.device for p in model.parameters()), torch.device("cpu"))
+    acts = [q for q in activation_quantizers(model) if q.enabled]
     for q in acts:
         q.start_observing()
     seen = 0

@@ -9,6 +9,12 @@ def round_ste(x: torch.Tensor) -> torch.Tensor:
     return (x.round() - x).detach() + x
 
 
+def grad_scale(x: torch.Tensor, factor: float) -> torch.Tensor:
+    """Return ``x`` unchanged in the forward pass, with its gradient multiplied by ``factor``."""
+    y = x * factor
+    return (x - y).detach() + y
+
+
 def fake_quantize(x: torch.Tensor, scale: torch.Tensor, zero_point: torch.Tensor, qmax: int) -> torch.Tensor:
     """Return s·(clamp(round(x/s) + z, 0, qmax) − z), with a straight-through round.
 

@@ -1,11 +1,13 @@
 """Uniform affine fake quantizer with a straight-through estimator and a drop probability."""
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
 from ..errors import ConfigError, InvariantError
-from .functional import fake_quantize
+from .functional import fake_quantize, grad_scale
 from .observers import build_observer
 
 MIN_BITS, MAX_BITS = 2, 8
@@ -44,6 +46,7 @@ class UniformQuantizer(nn.Module):
         self._ready = False  # host-side mirror: forward never syncs with the device to read the buffer
         self.drop_prob = 1.0
         self.enabled = True
+        self.lsq_grad_scale = True  # LSQ: scale the step's gradient by 1/sqrt(N·Q_max) while it is learned
         self.observer = None
 
     @property
@@ -110,7 +113,11 @@ class UniformQuantizer(nn.Module):
         if not self._ready:
             raise InvariantError("quantizer used before calibration")
         if torch.is_grad_enabled() and (x.requires_grad or self.scale.requires_grad):
-            xq = fake_quantize(x, self._broadcast(self.scale, x), self._broadcast(self.zero_point, x), self.qmax)
+            scale = self.scale
+            if scale.requires_grad and self.lsq_grad_scale:
+                per_sample = x[0].numel() if x.dim() > 1 else x.numel()
+                scale = grad_scale(scale, 1.0 / math.sqrt(per_sample * self.qmax))
+            xq = fake_quantize(x, self._broadcast(scale, x), self._broadcast(self.zero_point, x), self.qmax)
         else:
             xq = self._fused_inference(x)
         if self.drop_prob < 1.0:

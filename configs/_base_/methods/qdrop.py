@@ -1,0 +1,6 @@
+# QDrop: block-wise AdaRound + LSQ activation steps in one pass, drop probability 0.5.
+# Paper defaults: 20 000 iterations per unit, batch 32, AdaRound lr 1e-3, lambda 0.01 (set per architecture
+# in each experiment). Settings left out here come from the method's preset (ptqvision/methods/qdrop.py);
+# config.py in the work dir lists every resolved value.
+method = dict(type='qdrop')
+recon = dict(iters=20000, batch_size=32, round_lambda=0.01)

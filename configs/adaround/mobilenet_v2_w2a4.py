@@ -1,0 +1,6 @@
+# AdaRound MobileNetV2 W2A4: paper protocol (1024 ImageNet training images, seed 1005, batch 32,
+# 20 000 iterations per unit, lambda 0.1 for MobileNetV2).
+_base_ = ['../_base_/models/mobilenet_v2.py', '../_base_/datasets/imagenet.py',
+          '../_base_/quant/cnn_default.py', '../_base_/methods/adaround.py']
+quant = dict(w_bits=2, a_bits=4)
+recon = dict(round_lambda=0.1)

@@ -1,0 +1,6 @@
+# BRECQ MnasNet-2.0 W2A4: paper protocol (1024 ImageNet training images, seed 1005, batch 32,
+# 20 000 iterations per unit, lambda 0.2 for MnasNet-2.0).
+_base_ = ['../_base_/models/mnasnet2_0.py', '../_base_/datasets/imagenet.py',
+          '../_base_/quant/cnn_default.py', '../_base_/methods/brecq.py']
+quant = dict(w_bits=2, a_bits=4)
+recon = dict(round_lambda=0.2)

@@ -1,0 +1,6 @@
+# QDrop RegNetX-3.2GF W3A3: paper protocol (1024 ImageNet training images, seed 1005, batch 32,
+# 20 000 iterations per unit, lambda 0.01 for RegNetX-3.2GF).
+_base_ = ['../_base_/models/regnet_x_3_2gf.py', '../_base_/datasets/imagenet.py',
+          '../_base_/quant/cnn_default.py', '../_base_/methods/qdrop.py']
+quant = dict(w_bits=3, a_bits=3)
+recon = dict(round_lambda=0.01)

@@ -1,0 +1,6 @@
+# QDrop RegNetX-600MF W2A2: paper protocol (1024 ImageNet training images, seed 1005, batch 32,
+# 20 000 iterations per unit, lambda 0.01 for RegNetX-600MF).
+_base_ = ['../_base_/models/regnet_x_600mf.py', '../_base_/datasets/imagenet.py',
+          '../_base_/quant/cnn_default.py', '../_base_/methods/qdrop.py']
+quant = dict(w_bits=2, a_bits=2)
+recon = dict(round_lambda=0.01)

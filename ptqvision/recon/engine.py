@@ -1,0 +1,458 @@
+"""The block-reconstruction engine (AdaRound → BRECQ → QDrop, REFERENCE.md sections 1 and 3).
+
+The traced quantized model is cut into a schedule (:mod:`.graph`). Two streams of cached values run
+through it side by side over the calibration set: the full-precision stream (every quantizer off) and
+the quantized stream (the prefix as already reconstructed). At each unit the engine reads the unit's
+quantized and full-precision inputs and its full-precision output (the target) from the streams,
+optimises the unit, hardens it, and moves both streams past it. The network is thus run once per
+stage, not once per unit.
+
+A stage learns AdaRound rounding, activation steps (LSQ), or both (QDrop); BRECQ runs a weight stage
+with activations off, then an activation stage. After every unit the model state is checkpointed
+atomically, so a killed run resumes at the next unit with identical results.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import resource
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, Iterator, Sequence
+
+import torch
+import torch.fx as fx
+from torch import nn
+from tqdm import tqdm
+
+from ..errors import CheckpointError
+from ..nn import QUANT_LAYERS, activation_quantizers
+from ..nn.calibrate import calibrate_activations
+from ..quant import AdaRoundQuantizer, UniformQuantizer, beta_schedule
+from ..utils.io import atomic_torch_save, atomic_write_json, load_torch_file
+from .cache import CachedValue, CachePolicy, choose_policy
+from .graph import Item, build_schedule, last_uses, run_items
+from .losses import fisher_weight, logits_kl, lp_loss
+from .partition import Unit, partition, partition_table, unit_quantizers
+from .settings import ReconSettings
+
+LOG = logging.getLogger("ptqvision")
+STATE_FILE = "recon_state.pth"
+RECORDS_FILE = "recon_units.json"
+PLOT_FILE = "recon_loss.png"
+CURVE_POINTS = 100
+
+
+@dataclass
+class Stage:
+    """One pass over the units: what is learned, whether activations are quantized, for how long."""
+
+    name: str
+    learn_weights: bool
+    learn_acts: bool
+    acts_on: bool
+    iters: int
+    p: float
+    act_lr: float
+    drop_prob: float
+
+
+def stages_for(s: ReconSettings) -> list[Stage]:
+    """Return the stages of a method: one joint stage (QDrop), or weights then activations (BRECQ)."""
+    if s.joint:
+        return [Stage("joint", True, s.learn_act_steps, True, s.iters, s.p, s.act_lr, s.drop_prob)]
+    a = s.stage2
+    return [Stage("weights", True, False, False, s.iters, s.p, s.act_lr, 1.0),
+            Stage("acts", False, True, True, a.iters, a.p, a.lr, s.drop_prob)]
+
+
+# --- quantization state ------------------------------------------------------------------------
+def set_quant_state(model: nn.Module, weights: bool, acts: bool) -> None:
+    """Turn weight and activation quantization on or off everywhere in ``model``."""
+    wq = set()
+    for m in model.modules():
+        if isinstance(m, QUANT_LAYERS):
+            m.quantize_weight = weights
+            wq.add(id(m.weight_quantizer))
+    for m in model.modules():
+        if isinstance(m, UniformQuantizer) and id(m) not in wq:
+            m.enabled = acts
+
+
+@contextmanager
+def quant_mode(model: nn.Module, weights: bool, acts: bool) -> Iterator[None]:
+    """Run the enclosed code with the given quantization state, then restore the previous one."""
+    layers = [m for m in model.modules() if isinstance(m, QUANT_LAYERS)]
+    wq = {id(m.weight_quantizer) for m in layers}
+    aq = [m for m in model.modules() if isinstance(m, UniformQuantizer) and id(m) not in wq]
+    saved = [m.quantize_weight for m in layers], [m.enabled for m in aq]
+    set_quant_state(model, weights, acts)
+    try:
+        yield
+    finally:
+        for m, v in zip(layers, saved[0]):
+            m.quantize_weight = v
+        for m, v in zip(aq, saved[1]):
+            m.enabled = v
+
+
+def _peak_memory(device: torch.device) -> dict:
+    out = {"host_peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
+    if device.type == "cuda":
+        out["device_peak_allocated_mib"] = round(torch.cuda.max_memory_allocated(device) / 2**20, 1)
+    return out
+
+
+# --- the engine --------------------------------------------------------------------------------
+class Reconstructor:
+    """Reconstructs a calibrated quantized twin unit by unit; see the module docstring."""
+
+    def __init__(self, qmodel: fx.GraphModule, batches: Sequence[torch.Tensor], settings: ReconSettings,
+                 device: torch.device, work_dir: str | None = None, seed: int = 1005, fingerprint: str = "",
+                 resume: bool = False, progress: bool = True) -> None:
+        self.model = qmodel
+        self.settings = settings
+        self.device = torch.device(device)
+        self.batches = [b.to(self.device) for b in batches]
+        self.offsets = [0]
+        for b in self.batches:
+            self.offsets.append(self.offsets[-1] + b.shape[0])
+        self.num_samples = self.offsets[-1]
+        self.work_dir = work_dir
+        self.seed = seed
+        self.fingerprint = fingerprint
+        self.resume = resume
+        self.progress = progress
+        self.units = partition(qmodel, settings.partition, settings.skip_first_layer)
+        self.items, self.input_node, self.final = build_schedule(qmodel, self.units)
+        self.last_use = last_uses(self.items, self.final)
+        self.records: list[dict] = []
+        self.policy: CachePolicy | None = None
+        self.cache_bytes = 0
+
+    # -- streams ---------------------------------------------------------------------------------
+    def _estimate_cache_bytes(self) -> int:
+        """Return the fp32 bytes of the two streams at their fullest, from one probe batch."""
+        per_sample: dict[fx.Node, int] = {}
+        env = {self.input_node: self.batches[0][:1]}
+        with torch.no_grad(), quant_mode(self.model, False, False):
+            for item in self.items:
+                for node, value in zip(item.outputs, item(*[env[n] for n in item.inputs])):
+                    env[node] = value
+                    if isinstance(value, torch.Tensor) and value.is_floating_point():
+                        per_sample[node] = value.numel() * 4
+        live = {self.input_node}
+        peak = 0
+        for i, item in enumerate(self.items):
+            live |= set(item.outputs)
+            peak = max(peak, sum(per_sample.get(n, 0) for n in live))
+            live = {n for n in live if self.last_use.get(n, -1) > i}
+        return 2 * peak * self.num_samples
+
+    def _new_value(self) -> CachedValue:
+        return CachedValue(self.policy, self.num_samples)
+
+    def _run_item_over_set(self, item: Item, stream: dict[fx.Node, CachedValue],
+                           target: CachedValue | None = None) -> float:
+        """Run ``item`` on every calibration batch of ``stream`` (no autograd), store its outputs in the
+        stream and return the mean Lp loss to ``target`` (NaN without a target)."""
+        outs = {node: self._new_value() for node in item.outputs}
+        total = 0.0
+        with torch.no_grad():
+            for i, b in enumerate(self.batches):
+                lo, hi = self.offsets[i], self.offsets[i + 1]
+                args = [stream[n].get(lo, hi, self.device, i) for n in item.inputs]
+                for node, value in zip(item.outputs, item(*args)):
+                    outs[node].put(lo, value)
+                    if target is not None:
+                        ref = target.get(lo, hi, self.device, i)
+                        total += float(lp_loss(value.float(), ref, self.settings.p)) * (hi - lo)
+        stream.update(outs)
+        return total / self.num_samples if target is not None else float("nan")
+
+    def _free(self, streams: Sequence[dict], index: int) -> None:
+        for stream in streams:
+            for node in [n for n in stream if self.last_use.get(n, -1) <= index]:
+                del stream[node]
+
+    # -- checkpointing ---------------------------------------------------------------------------
+    def _state_path(self) -> str | None:
+        return os.path.join(self.work_dir, STATE_FILE) if self.work_dir else None
+
+    def _save_state(self, stage: int, next_unit: int) -> None:
+        path = self._state_path()
+        if path is None or not self.settings.checkpoint_units:
+            return
+        state = {k: v.detach().cpu() for k, v in self.model.state_dict().items()}
+        atomic_torch_save(path, {"format": "ptqvision.recon_state", "fingerprint": self.fingerprint,
+                                 "stage": stage, "next_unit": next_unit, "state_dict": state,
+                                 "records": json.dumps(self.records)})
+
+    def _load_state(self) -> tuple[int, int]:
+        """Return (stage, next unit) to continue from; (0, 0) when there is nothing to resume."""
+        path = self._state_path()
+        if not (self.resume and path and os.path.isfile(path)):
+            return 0, 0
+        payload = load_torch_file(path)
+        if not isinstance(payload, dict) or payload.get("format") != "ptqvision.recon_state":
+            raise CheckpointError(f"{path} is not a ptqvision reconstruction state")
+        if payload.get("fingerprint") != self.fingerprint:
+            LOG.info("resume: %s was made with other settings; starting the reconstruction afresh", path)
+            return 0, 0
+        self.model.load_state_dict(payload["state_dict"], strict=True)
+        self.records = json.loads(payload["records"])
+        LOG.info("resume: reconstruction continues at stage %d, unit %d", payload["stage"], payload["next_unit"])
+        return int(payload["stage"]), int(payload["next_unit"])
+
+    # -- main loop ---------------------------------------------------------------------------------
+    def run(self) -> dict:
+        """Reconstruct every unit in every stage; return a report (settings, cache, memory, per-unit losses)."""
+        t0 = time.perf_counter()
+        requires_grad = {p: p.requires_grad for p in self.model.parameters()}
+        for p in self.model.parameters():
+            p.requires_grad_(False)
+        self.policy = choose_policy(self.settings.cache, self.device, self._estimate_cache_bytes())
+        LOG.info("reconstruction: %d units (%s partition), %d calibration images, cache %s",
+                 len(self.units), self.settings.partition, self.num_samples, self.policy.describe())
+        stages = stages_for(self.settings)
+        start_stage, start_unit = self._load_state()
+        try:
+            for si, stage in enumerate(stages):
+                if si < start_stage:
+                    continue
+                self._run_stage(si, stage, start_unit if si == start_stage else 0)
+        finally:
+            set_quant_state(self.model, True, True)
+            for m in self.model.modules():
+                if isinstance(m, UniformQuantizer):
+                    m.drop_prob = 1.0
+            for p, flag in requires_grad.items():
+                p.requires_grad_(flag)
+        report = {"units": len(self.units), "partition": self.settings.partition,
+                  "stages": [s.name for s in stages], "cache": self.policy.describe(),
+                  "cache_mib": round(self.cache_bytes / 2**20, 1), "memory": _peak_memory(self.device),
+                  "time_s": round(time.perf_counter() - t0, 3), "per_unit": self.records}
+        if self.work_dir:
+            atomic_write_json(os.path.join(self.work_dir, RECORDS_FILE), report)
+            write_loss_plot(self.records, os.path.join(self.work_dir, PLOT_FILE))
+        return report
+
+    def _run_stage(self, si: int, stage: Stage, first_unit: int) -> None:
+        set_quant_state(self.model, True, stage.acts_on)
+        if stage.name == "acts" and first_unit == 0:
+            n = self.settings.stage2.init_samples
+            calibrate_activations(self.model, _first_samples(self.batches, n), progress=False)
+            LOG.info("stage %s: activation ranges re-initialised on %d images behind the quantized weights",
+                     stage.name, min(n, self.num_samples))
+        image = CachedValue(self.policy, self.num_samples)
+        for i, b in enumerate(self.batches):
+            image.put(self.offsets[i], b)
+        fp: dict[fx.Node, CachedValue] = {self.input_node: image}
+        q: dict[fx.Node, CachedValue] = {self.input_node: image}
+        fp_logits = self._fp_logits() if self.settings.loss == "fisher" and first_unit < len(self.units) else None
+        unit_index = 0
+        for k, item in enumerate(self.items):
+            with quant_mode(self.model, False, False):
+                self._run_item_over_set(item, fp)
+            self.cache_bytes = max(self.cache_bytes, sum(v.nbytes for v in {**fp, **q}.values()))
+            if item.unit is not None:
+                if unit_index >= first_unit:
+                    self._reconstruct(si, stage, unit_index, k, item, fp, q, fp_logits)
+                unit_index += 1
+            loss = self._run_item_over_set(item, q, fp[item.outputs[0]] if item.unit is not None else None)
+            if item.unit is not None and unit_index - 1 >= first_unit and self.records:
+                self.records[-1]["loss_after"] = loss
+                rec = self.records[-1]
+                LOG.info("[%s %d/%d] %s %s: rec loss %.4g -> %.4g (%d iters, %.1fs)", stage.name, unit_index,
+                         len(self.units), item.unit.kind, item.unit.name, rec["loss_before"], loss,
+                         rec["iters"], rec["time_s"])
+                self._save_state(si, unit_index)
+            self._free((fp, q), k)
+        self._save_state(si + 1, 0)
+
+    def _fp_logits(self) -> CachedValue:
+        out = CachedValue(self.policy, self.num_samples)
+        with torch.no_grad(), quant_mode(self.model, False, False):
+            for i, b in enumerate(self.batches):
+                out.put(self.offsets[i], run_items(self.items, {self.input_node: b}, self.final))
+        return out
+
+    def _fisher_grads(self, k: int, item: Item, fp: dict, q: dict, fp_logits: CachedValue) -> CachedValue:
+        """Return g = ∂KL(fp logits ‖ quantized logits)/∂(unit output) per calibration sample, with the unit
+        in full precision on its quantized input and the rest of the network as currently quantized."""
+        grads = CachedValue(self.policy, self.num_samples)
+        tail = self.items[k + 1:]
+        needed = {n for it in tail for n in it.inputs} - set(item.outputs)
+        for i, _ in enumerate(self.batches):
+            lo, hi = self.offsets[i], self.offsets[i + 1]
+            with torch.no_grad(), quant_mode(self.model, False, False):
+                y = item(*[q[n].get(lo, hi, self.device, i) for n in item.inputs])[0]
+            y = y.detach().requires_grad_(True)
+            env = {n: q[n].get(lo, hi, self.device, i) for n in needed if n in q}
+            env[item.outputs[0]] = y
+            z = run_items(tail, env, self.final)
+            loss = logits_kl(fp_logits.get(lo, hi, self.device, i), z)
+            (g,) = torch.autograd.grad(loss, y)
+            grads.put(lo, g)
+        return grads
+
+    def _reconstruct(self, si: int, stage: Stage, index: int, k: int, item: Item, fp: dict, q: dict,
+                     fp_logits: CachedValue | None) -> None:
+        unit = item.unit
+        t0 = time.perf_counter()
+        s = self.settings
+        torch.manual_seed(self.seed * 1000 + si * 100000 + index)  # per unit: identical after a resume
+        layers, acts = unit_quantizers(self.model, unit)
+        acts = [a for a in acts if a.enabled]
+        target = fp[item.outputs[0]]
+        weights = None
+        if s.loss == "fisher":
+            weights = self._fisher_grads(k, item, fp, q, fp_logits)
+        loss_before = self._unit_loss(item, q, target)
+        rounders: list[AdaRoundQuantizer] = []
+        if stage.learn_weights:
+            for layer in layers:
+                rounders.append(AdaRoundQuantizer(layer.weight_quantizer, layer.weight))
+                layer.weight_quantizer = rounders[-1]
+        steps = [a.scale for a in acts] if stage.learn_acts else []
+        for p in steps:
+            p.requires_grad_(True)
+        for a in acts:
+            a.drop_prob = stage.drop_prob
+        optimizers, schedulers = [], []
+        if rounders:
+            optimizers.append(torch.optim.Adam([r.alpha for r in rounders], lr=s.weight_lr))
+        if steps:
+            opt = torch.optim.Adam(steps, lr=stage.act_lr)
+            optimizers.append(opt)
+            schedulers.append(torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(stage.iters, 1), eta_min=0.0))
+        curve: list[list[float]] = []
+        try:
+            if optimizers and stage.iters > 0:
+                curve = self._optimise(item, stage, fp, q, target, weights, rounders, optimizers, schedulers)
+        finally:
+            for layer, r in zip(layers, rounders):
+                r.harden()
+                with torch.no_grad():
+                    layer.weight.copy_(r(layer.weight))
+                layer.weight_quantizer = r.base
+            for p in steps:
+                p.requires_grad_(False)
+            for a in acts:
+                a.drop_prob = 1.0
+        self.records.append({"stage": stage.name, "index": index, "unit": unit.name, "kind": unit.kind,
+                             "layers": len(layers), "iters": stage.iters if optimizers else 0,
+                             "loss_before": loss_before, "loss_after": float("nan"),
+                             "time_s": round(time.perf_counter() - t0, 3), "curve": curve})
+
+    def _unit_loss(self, item: Item, q: dict, target: CachedValue) -> float:
+        total = 0.0
+        with torch.no_grad():
+            for i, _ in enumerate(self.batches):
+                lo, hi = self.offsets[i], self.offsets[i + 1]
+                out = item(*[q[n].get(lo, hi, self.device, i) for n in item.inputs])[0]
+                total += float(lp_loss(out, target.get(lo, hi, self.device, i), self.settings.p)) * (hi - lo)
+        return total / self.num_samples
+
+    def _optimise(self, item: Item, stage: Stage, fp: dict, q: dict, target: CachedValue,
+                  weights: CachedValue | None, rounders: list[AdaRoundQuantizer], optimizers: list,
+                  schedulers: list) -> list[list[float]]:
+        s = self.settings
+        n, bs = self.num_samples, min(s.batch_size, self.num_samples)
+        store = self.policy.device
+        mixed = [stage.drop_prob < 1.0 and fp[node] is not q[node] for node in item.inputs]
+        warm = s.warmup * stage.iters
+        every = max(1, stage.iters // CURVE_POINTS)
+        curve = []
+        bar = tqdm(total=stage.iters, desc=f"{stage.name} {item.unit.name}", disable=not self.progress,
+                   leave=False, dynamic_ncols=True)
+        round_loss = torch.zeros((), device=self.device)
+        for it in range(stage.iters):
+            idx = torch.randperm(n, device=store)[:bs]
+            args = []
+            for node, mix in zip(item.inputs, mixed):
+                xq = q[node].gather(idx, self.device)
+                if mix:  # QDrop: each element from the quantized or the full-precision input
+                    xf = fp[node].gather(idx, self.device)
+                    xq = torch.where(torch.rand_like(xq) < stage.drop_prob, xq, xf)
+                args.append(xq)
+            out = item(*args)[0]
+            w = fisher_weight(weights.gather(idx, self.device)) if weights is not None else None
+            rec = lp_loss(out, target.gather(idx, self.device), stage.p, w)
+            loss = rec
+            if rounders and it >= warm:
+                beta = beta_schedule(it, stage.iters, s.warmup, *s.beta)
+                round_loss = s.round_lambda * sum(r.regularizer(beta) for r in rounders)
+                loss = rec + round_loss
+            for opt in optimizers:
+                opt.zero_grad(set_to_none=True)
+            loss.backward()
+            for opt in optimizers:
+                opt.step()
+            for sch in schedulers:
+                sch.step()
+            if (it + 1) % every == 0 or it + 1 == stage.iters:  # the only host syncs of the loop
+                r, g = float(rec.detach()), float(round_loss.detach())
+                curve.append([it + 1, r, g])
+                bar.set_postfix(rec=f"{r:.4g}", round=f"{g:.4g}", refresh=False)
+                bar.update(it + 1 - bar.n)
+        bar.close()
+        return curve
+
+
+def _first_samples(batches: Sequence[torch.Tensor], n: int) -> list[torch.Tensor]:
+    out, left = [], n
+    for b in batches:
+        if left <= 0:
+            break
+        out.append(b[:left])
+        left -= out[-1].shape[0]
+    return out
+
+
+def write_loss_plot(records: list[dict], path: str) -> None:
+    """Write a two-panel PNG: per-unit loss before/after, and the training curves of every unit."""
+    if not records:
+        return
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(13, 4.5))
+    for stage in dict.fromkeys(r["stage"] for r in records):
+        rows = [r for r in records if r["stage"] == stage]
+        x = [r["index"] for r in rows]
+        ax1.plot(x, [max(r["loss_before"], 1e-12) for r in rows], "o--", ms=3, label=f"{stage}: before (RTN)")
+        ax1.plot(x, [max(r["loss_after"], 1e-12) if math.isfinite(r["loss_after"]) else float("nan")
+                     for r in rows], "o-", ms=3, label=f"{stage}: after")
+        for r in rows:
+            if r["curve"]:
+                c = list(zip(*r["curve"]))
+                ax2.plot(c[0], [max(v, 1e-12) for v in c[1]], lw=0.8, alpha=0.7)
+    ax1.set(yscale="log", xlabel="unit", ylabel="reconstruction loss (all calibration images)",
+            title="per unit: before and after")
+    ax1.legend(fontsize=8)
+    ax2.set(yscale="log", xlabel="iteration", ylabel="reconstruction loss (batch)", title="training curves")
+    fig.tight_layout()
+    tmp = path + ".tmp.png"
+    fig.savefig(tmp, dpi=100)
+    plt.close(fig)
+    os.replace(tmp, path)
+
+
+def describe_partition(qmodel: fx.GraphModule, settings: ReconSettings) -> str:
+    """Return the partition table the engine will use (for the dry run)."""
+    units = partition(qmodel, settings.partition, settings.skip_first_layer)
+    return partition_table(qmodel, units)
+
+
+def reconstruct(qmodel: fx.GraphModule, batches: Sequence[torch.Tensor], settings: ReconSettings | dict,
+                device: torch.device | str, **kwargs: Any) -> dict:
+    """Reconstruct ``qmodel`` in place on ``batches``; return the report (see :class:`Reconstructor`)."""
+    if not isinstance(settings, ReconSettings):
+        settings = ReconSettings.from_dict(settings)
+    return Reconstructor(qmodel, batches, settings, torch.device(device), **kwargs).run()

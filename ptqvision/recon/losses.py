@@ -1,0 +1,31 @@
+"""Reconstruction objectives (REFERENCE.md section 3)."""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+LOSSES = ("lp", "fisher")
+
+
+def lp_loss(pred: torch.Tensor, target: torch.Tensor, p: float = 2.0,
+            weight: torch.Tensor | None = None) -> torch.Tensor:
+    """Return the mean over batch and positions of Σ_channels w·|pred − target|^p (channels: dim 1).
+
+    ``weight`` (same shape) turns it into the Fisher-diagonal loss of BRECQ with w = (|g| + 1)².
+    """
+    diff = (pred - target).abs()
+    err = diff.square() if p == 2 else diff.pow(p)
+    if weight is not None:
+        err = err * weight
+    return err.sum(1).mean() if err.dim() > 1 else err.mean()
+
+
+def fisher_weight(grad: torch.Tensor) -> torch.Tensor:
+    """Return (|g| + 1)²: BRECQ's damped squared gradient of the task loss at the unit output."""
+    return (grad.abs() + 1.0).square()
+
+
+def logits_kl(fp_logits: torch.Tensor, q_logits: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
+    """Return KL(softmax(fp/T) ‖ softmax(q/T)), batch-mean."""
+    return F.kl_div(F.log_softmax(q_logits / temperature, dim=1), F.softmax(fp_logits / temperature, dim=1),
+                    reduction="batchmean")

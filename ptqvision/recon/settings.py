@@ -1,0 +1,104 @@
+"""Reconstruction settings: the ``recon`` config section, checked, with the method's preset filled in."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, Mapping
+
+from ..errors import ConfigError
+from .cache import CACHE_MODES
+from .losses import LOSSES
+from .partition import PARTITIONS
+
+
+@dataclass
+class ActStage:
+    """BRECQ's second stage: activation step sizes only."""
+
+    iters: int = 5000
+    lr: float = 4e-4
+    p: float = 2.4
+    init_samples: int = 64
+
+
+@dataclass
+class ReconSettings:
+    """Every knob of the reconstruction engine. ``None`` means "the method's preset decides"."""
+
+    iters: int = 20000
+    batch_size: int = 32
+    partition: str | None = None          # 'block' (BRECQ, QDrop) or 'layer' (AdaRound)
+    skip_first_layer: bool | None = None  # BRECQ leaves the 8-bit stem alone; QDrop reconstructs it
+    joint: bool | None = None             # weights and activation steps in one pass (QDrop) or two stages (BRECQ)
+    drop_prob: float | None = None        # QDrop: probability that an activation is quantized (1 = always)
+    loss: str = "lp"                      # 'lp' or 'fisher' (BRECQ's Fisher-diagonal weighting)
+    p: float = 2.0
+    round_lambda: float = 0.01            # 0.1 for MobileNetV2, 0.2 for MnasNet
+    warmup: float = 0.2
+    beta: list = field(default_factory=lambda: [20.0, 2.0])
+    weight_lr: float = 1e-3
+    act_lr: float = 4e-5
+    learn_act_steps: bool = True
+    act_stage: dict = field(default_factory=lambda: asdict(ActStage()))
+    cache: str = "auto"
+    checkpoint_units: bool = True
+
+    @classmethod
+    def defaults(cls) -> dict:
+        return asdict(cls())
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "ReconSettings":
+        """Return validated settings; raise ConfigError naming the first bad key."""
+        s = cls(**{f.name: d[f.name] for f in fields(cls) if f.name in d})
+        s.validate()
+        return s
+
+    def validate(self) -> None:
+        def bad(key: str, want: str) -> ConfigError:
+            return ConfigError(f"recon.{key} must be {want}, got {getattr(self, key)!r}")
+
+        for key in ("iters", "batch_size"):
+            v = getattr(self, key)
+            if isinstance(v, bool) or not isinstance(v, int) or v < (0 if key == "iters" else 1):
+                raise bad(key, "a non-negative integer" if key == "iters" else "a positive integer")
+        if self.partition not in PARTITIONS:
+            raise bad("partition", f"one of {PARTITIONS}")
+        for key in ("skip_first_layer", "joint", "learn_act_steps", "checkpoint_units"):
+            if not isinstance(getattr(self, key), bool):
+                raise bad(key, "true or false")
+        if not isinstance(self.drop_prob, (int, float)) or not 0.0 < self.drop_prob <= 1.0:
+            raise bad("drop_prob", "a number in (0, 1]")
+        if self.loss not in LOSSES:
+            raise bad("loss", f"one of {LOSSES}")
+        for key in ("p", "weight_lr", "act_lr"):
+            v = getattr(self, key)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or v <= 0:
+                raise bad(key, "a positive number")
+        if not isinstance(self.round_lambda, (int, float)) or self.round_lambda < 0:
+            raise bad("round_lambda", "a non-negative number")
+        if not isinstance(self.warmup, (int, float)) or not 0 <= self.warmup < 1:
+            raise bad("warmup", "a number in [0, 1)")
+        if not (isinstance(self.beta, (list, tuple)) and len(self.beta) == 2 and all(b > 0 for b in self.beta)):
+            raise bad("beta", "[start, end] with positive numbers")
+        if self.cache not in CACHE_MODES:
+            raise bad("cache", f"one of {CACHE_MODES}")
+        unknown = set(self.act_stage) - {f.name for f in fields(ActStage)}
+        if unknown:
+            raise ConfigError(f"unknown config key 'recon.act_stage.{sorted(unknown)[0]}'")
+        stage = ActStage(**self.act_stage)
+        if not (isinstance(stage.iters, int) and stage.iters >= 0 and isinstance(stage.init_samples, int)
+                and stage.init_samples >= 1 and stage.lr > 0 and stage.p > 0):
+            raise ConfigError(f"recon.act_stage must have iters >= 0, init_samples >= 1, lr > 0, p > 0: {self.act_stage}")
+
+    @property
+    def stage2(self) -> ActStage:
+        return ActStage(**self.act_stage)
+
+
+def apply_preset(recon: dict, preset: Mapping[str, Any]) -> dict:
+    """Return ``recon`` with every None filled from the method's ``preset``."""
+    out = dict(recon)
+    for key, value in preset.items():
+        if out.get(key) is None:
+            out[key] = value
+    return out
