@@ -129,6 +129,8 @@ class Reconstructor:
         self.units = partition(qmodel, settings.partition, settings.skip_first_layer)
         self.items, self.input_node, self.final = build_schedule(qmodel, self.units)
         self.last_use = last_uses(self.items, self.final)
+        # Hardened units get their rounded weights baked in; the full-precision stream needs the originals.
+        self.fp_weights = {m: m.weight.detach().clone() for m in qmodel.modules() if isinstance(m, QUANT_LAYERS)}
         self.records: list[dict] = []
         self.policy: CachePolicy | None = None
         self.cache_bytes = 0
@@ -138,7 +140,7 @@ class Reconstructor:
         """Return the fp32 bytes of the two streams at their fullest, from one probe batch."""
         per_sample: dict[fx.Node, int] = {}
         env = {self.input_node: self.batches[0][:1]}
-        with torch.no_grad(), quant_mode(self.model, False, False):
+        with torch.no_grad(), self.full_precision():
             for item in self.items:
                 for node, value in zip(item.outputs, item(*[env[n] for n in item.inputs])):
                     env[node] = value
@@ -151,6 +153,19 @@ class Reconstructor:
             peak = max(peak, sum(per_sample.get(n, 0) for n in live))
             live = {n for n in live if self.last_use.get(n, -1) > i}
         return 2 * peak * self.num_samples
+
+    @contextmanager
+    def full_precision(self) -> Iterator[None]:
+        """Run the enclosed code with every quantizer off and the original full-precision weights."""
+        with quant_mode(self.model, False, False):
+            current = {m: m.weight.data for m in self.fp_weights}
+            for m, w in self.fp_weights.items():
+                m.weight.data = w
+            try:
+                yield
+            finally:
+                for m, w in current.items():
+                    m.weight.data = w
 
     def _new_value(self) -> CachedValue:
         return CachedValue(self.policy, self.num_samples)
@@ -255,7 +270,7 @@ class Reconstructor:
         fp_logits = self._fp_logits() if self.settings.loss == "fisher" and first_unit < len(self.units) else None
         unit_index = 0
         for k, item in enumerate(self.items):
-            with quant_mode(self.model, False, False):
+            with self.full_precision():
                 self._run_item_over_set(item, fp)
             self.cache_bytes = max(self.cache_bytes, sum(v.nbytes for v in {**fp, **q}.values()))
             if item.unit is not None:
@@ -275,7 +290,7 @@ class Reconstructor:
 
     def _fp_logits(self) -> CachedValue:
         out = CachedValue(self.policy, self.num_samples)
-        with torch.no_grad(), quant_mode(self.model, False, False):
+        with torch.no_grad(), self.full_precision():
             for i, b in enumerate(self.batches):
                 out.put(self.offsets[i], run_items(self.items, {self.input_node: b}, self.final))
         return out
@@ -288,7 +303,7 @@ class Reconstructor:
         needed = {n for it in tail for n in it.inputs} - set(item.outputs)
         for i, _ in enumerate(self.batches):
             lo, hi = self.offsets[i], self.offsets[i + 1]
-            with torch.no_grad(), quant_mode(self.model, False, False):
+            with torch.no_grad(), self.full_precision():
                 y = item(*[q[n].get(lo, hi, self.device, i) for n in item.inputs])[0]
             y = y.detach().requires_grad_(True)
             env = {n: q[n].get(lo, hi, self.device, i) for n in needed if n in q}
