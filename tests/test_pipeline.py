@@ -219,3 +219,68 @@ def test_allocator_tuning_can_be_switched_off(monkeypatch):
     monkeypatch.delenv("PTQVISION_MALLOC_TUNING")
     if sys.platform.startswith("linux"):
         assert tune_cpu_allocator() is True  # glibc accepts the thresholds
+
+
+def test_qdrop_through_the_cli_records_everything_and_resumes_after_a_kill(tmp_path, dataset, capsys):
+    from ptqvision.recon.engine import Reconstructor
+
+    cfg = write_config(tmp_path / "tiny_qdrop.py", dataset, method=dict(type="qdrop"),
+                       recon=dict(iters=6, batch_size=4, round_lambda=0.1))
+    assert quant_cli.main([cfg, "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "reconstruction units (qdrop)" in out and "10 units: 8 blocks, 2 layers" in out
+
+    work = tmp_path / "work"
+    assert quant_cli.main([cfg, "--work-dir", str(work)]) == 0
+    results = json.loads((work / "results.json").read_text())
+    assert results["method"] == "qdrop"
+    assert results["recon"]["drop_prob"] == 0.5 and results["recon"]["joint"] is True  # the preset, recorded
+    assert results["recon"]["round_lambda"] == 0.1 and results["recon"]["partition"] == "block"
+    rec = results["reconstruction"]
+    assert rec["units"] == 10 and len(rec["per_unit"]) == 10 and rec["cache"].startswith("cpu")
+    assert all(r["iters"] == 6 for r in rec["per_unit"]) and "host_peak_rss_mib" in rec["memory"]
+    assert results["time_s"]["reconstruction"] > 0
+    assert (work / "recon_loss.png").stat().st_size > 1000 and (work / "recon_units.json").is_file()
+    log = (work / "run.log").read_text()
+    assert "[joint 10/10] layer fc: rec loss" in log
+    assert "resolved" in (work / "config.py").read_text() and "'drop_prob': 0.5" in (work / "config.py").read_text()
+    capsys.readouterr()
+    assert test_cli.main([cfg, str(work / "quantized.pth")]) == 0
+    assert "reproduced exactly" in capsys.readouterr().out
+
+    # killed after 4 units: --resume continues from unit 5 and ends with the same numbers
+    killed = tmp_path / "killed"
+    calls = []
+    orig = Reconstructor._reconstruct
+
+    def dying(self, *args):
+        calls.append(1)
+        if len(calls) > 4:
+            raise KeyboardInterrupt
+        return orig(self, *args)
+
+    Reconstructor._reconstruct = dying
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            quant_cli.main([cfg, "--work-dir", str(killed)])
+    finally:
+        Reconstructor._reconstruct = orig
+    assert (killed / "recon_state.pth").is_file() and not (killed / "results.json").exists()
+    assert quant_cli.main([cfg, "--work-dir", str(killed), "--resume"]) == 0
+    assert "continues at stage 0, unit 4" in (killed / "run.log").read_text()
+    resumed = json.loads((killed / "results.json").read_text())
+    assert resumed["metrics"] == results["metrics"]
+    a = torch.load(work / "quantized.pth", weights_only=True)["state_dict"]
+    b = torch.load(killed / "quantized.pth", weights_only=True)["state_dict"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_bad_recon_settings_give_one_line_errors(tmp_path, dataset, capsys):
+    cfg = write_config(tmp_path / "tiny_qdrop.py", dataset, method=dict(type="qdrop"))
+    for opt, message in (("recon.partition=stage", "recon.partition must be one of"),
+                         ("recon.cache=disk", "recon.cache must be one of"),
+                         ("recon.drop_prob=2", "recon.drop_prob must be a number in (0, 1]"),
+                         ("recon.act_stage.steps=3", "unknown config key 'recon.act_stage.steps'"),
+                         ("method.type=qdorp", "unknown method.type 'qdorp'")):
+        assert quant_cli.main([cfg, "--dry-run", "--cfg-options", opt]) == 2
+        assert message in capsys.readouterr().err.strip().splitlines()[-1]

@@ -191,6 +191,17 @@ def test_partition_matches_brecq_on_torchvision(name, blocks, layers):
     assert (kinds.count("block"), kinds.count("layer")) == (blocks, layers)
 
 
+@pytest.mark.parametrize("model_type,name,blocks,layers", [("efficientnet_lite0", None, 16, 3),
+                                                            ("torchvision", "regnet_x_600mf", 16, 2),
+                                                            ("torchvision", "mnasnet2_0", 16, 5)])
+def test_partition_matches_brecq_on_registry_models(model_type, name, blocks, layers):
+    from ptqvision.models import build_model
+
+    model, _ = build_model(dict(type=model_type, name=name, weights="random", num_classes=1000, seed=0, kwargs={}))
+    kinds = [u.kind for u in partition(quantize(model, dict(w_bits=4, a_bits=4)))]
+    assert (kinds.count("block"), kinds.count("layer")) == (blocks, layers)
+
+
 def test_schedule_reproduces_the_model():
     torch.manual_seed(0)
     for model in (torchvision.models.mobilenet_v2(num_classes=7).eval(), ToyResNet().eval()):

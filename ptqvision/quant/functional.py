@@ -9,6 +9,25 @@ def round_ste(x: torch.Tensor) -> torch.Tensor:
     return (x.round() - x).detach() + x
 
 
+_BIT_SHIFTS: dict[torch.device, torch.Tensor] = {}
+
+
+def bernoulli_mask(like: torch.Tensor, p: float) -> torch.Tensor:
+    """Return a bool tensor shaped like ``like`` whose elements are True with probability ``p``.
+
+    For p = 0.5 (QDrop) on the CPU it unpacks random bytes, eight elements per random number: about 6x
+    cheaper than comparing a uniform tensor, which dominated the reconstruction loop's cost there.
+    """
+    if p != 0.5 or like.device.type != "cpu":
+        return torch.rand_like(like) < p
+    n = like.numel()
+    shifts = _BIT_SHIFTS.get(like.device)
+    if shifts is None:
+        shifts = _BIT_SHIFTS.setdefault(like.device, torch.arange(8, dtype=torch.uint8, device=like.device))
+    bytes_ = torch.randint(0, 256, ((n + 7) // 8, 1), dtype=torch.uint8, device=like.device)
+    return bytes_.bitwise_right_shift(shifts).bitwise_and_(1).view(-1)[:n].view(like.shape).bool()
+
+
 def grad_scale(x: torch.Tensor, factor: float) -> torch.Tensor:
     """Return ``x`` unchanged in the forward pass, with its gradient multiplied by ``factor``."""
     y = x * factor

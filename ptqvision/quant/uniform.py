@@ -8,6 +8,7 @@ from torch import nn
 
 from ..errors import ConfigError, InvariantError
 
+from .functional import bernoulli_mask
 from .observers import build_observer
 
 MIN_BITS, MAX_BITS = 2, 8
@@ -117,8 +118,7 @@ class UniformQuantizer(nn.Module):
         else:
             xq = self._fused_inference(x)
         if self.drop_prob < 1.0:
-            keep_quantized = torch.rand_like(x) < self.drop_prob
-            xq = torch.where(keep_quantized, xq, x)
+            xq = torch.where(bernoulli_mask(x, self.drop_prob), xq, x)
         return xq
 
     def _learnable(self, x: torch.Tensor) -> torch.Tensor:

@@ -85,7 +85,8 @@ class CachedValue:
             self.buffer = torch.empty(shape, dtype=self.policy.dtype, device=self.policy.device,
                                       pin_memory=self.policy.pinned)
         if self.buffer is not None and is_batch_tensor and value.shape[1:] == self.buffer.shape[1:]:
-            self.buffer[start:start + value.shape[0]].copy_(value.detach(), non_blocking=True)
+            # blocking: a device-to-host copy must land before the CPU reads the buffer (gather)
+            self.buffer[start:start + value.shape[0]].copy_(value.detach())
             return
         if self.buffer is not None:
             raise ConfigError("a cached value changed shape between calibration batches")

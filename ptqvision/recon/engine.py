@@ -32,6 +32,7 @@ from ..errors import CheckpointError
 from ..nn import QUANT_LAYERS, activation_quantizers
 from ..nn.calibrate import calibrate_activations
 from ..quant import AdaRoundQuantizer, UniformQuantizer, beta_schedule
+from ..quant.functional import bernoulli_mask
 from ..utils.io import atomic_torch_save, atomic_write_json, load_torch_file
 from .cache import CachedValue, CachePolicy, choose_policy
 from .graph import Item, build_schedule, last_uses, run_items
@@ -345,9 +346,14 @@ class Reconstructor:
             optimizers.append(opt)
             schedulers.append(torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(stage.iters, 1), eta_min=0.0))
         curve: list[list[float]] = []
+        loop_s = 0.0
         try:
             if optimizers and stage.iters > 0:
+                t_loop = time.perf_counter()
                 curve = self._optimise(item, stage, fp, q, target, weights, rounders, optimizers, schedulers)
+                if self.device.type == "cuda":
+                    torch.cuda.synchronize(self.device)
+                loop_s = time.perf_counter() - t_loop
         finally:
             for layer, r in zip(layers, rounders):
                 r.harden()
@@ -361,7 +367,8 @@ class Reconstructor:
         self.records.append({"stage": stage.name, "index": index, "unit": unit.name, "kind": unit.kind,
                              "layers": len(layers), "iters": stage.iters if optimizers else 0,
                              "loss_before": loss_before, "loss_after": float("nan"),
-                             "time_s": round(time.perf_counter() - t0, 3), "curve": curve})
+                             "time_s": round(time.perf_counter() - t0, 3),
+                             "it_per_s": round(stage.iters / loop_s, 2) if loop_s else None, "curve": curve})
 
     def _unit_loss(self, item: Item, q: dict, target: CachedValue) -> float:
         total = 0.0
@@ -392,7 +399,7 @@ class Reconstructor:
                 xq = q[node].gather(idx, self.device)
                 if mix:  # QDrop: each element from the quantized or the full-precision input
                     xf = fp[node].gather(idx, self.device)
-                    xq = torch.where(torch.rand_like(xq) < stage.drop_prob, xq, xf)
+                    xq = torch.where(bernoulli_mask(xq, stage.drop_prob), xq, xf)
                 args.append(xq)
             out = item(*args)[0]
             w = fisher_weight(weights.gather(idx, self.device)) if weights is not None else None
@@ -467,7 +474,10 @@ def describe_partition(qmodel: fx.GraphModule, settings: ReconSettings) -> str:
 
 def reconstruct(qmodel: fx.GraphModule, batches: Sequence[torch.Tensor], settings: ReconSettings | dict,
                 device: torch.device | str, **kwargs: Any) -> dict:
-    """Reconstruct ``qmodel`` in place on ``batches``; return the report (see :class:`Reconstructor`)."""
+    """Reconstruct ``qmodel`` in place on ``batches``; return the report (see :class:`Reconstructor`).
+
+    ``settings``: a :class:`ReconSettings` or a dict of ``recon.*`` keys (missing ones take their defaults).
+    """
     if not isinstance(settings, ReconSettings):
         settings = ReconSettings.from_dict(settings)
     return Reconstructor(qmodel, batches, settings, torch.device(device), **kwargs).run()
