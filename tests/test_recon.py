@@ -294,11 +294,33 @@ def test_reconstruction_lowers_unit_losses_and_output_error(trained, method):
         assert (gm(x) - ref).pow(2).mean() < 0.5 * (rtn(x) - ref).pow(2).mean()
 
 
-def test_fisher_loss_runs_and_weights_by_gradients(trained):
+def test_fisher_gradients_are_those_of_the_logit_kl(trained):
+    """At the head, g = ∂KL(softmax(z_fp) ‖ softmax(y))/∂y = (softmax(y) − softmax(z_fp)) / batch."""
     model, x = trained
     gm = build_rtn(model, x)
-    report = reconstruct(gm, list(x.split(32)), settings("qdrop", iters=30, loss="fisher"), "cpu", progress=False)
+    seen = {}
+    orig = Reconstructor._fisher_grads
+
+    def spy(self, k, item, fp, q, fp_logits):
+        grads = orig(self, k, item, fp, q, fp_logits)
+        if item.unit.name == "head":
+            with torch.no_grad(), self.full_precision():
+                y = item(*[q[n].get(0, 32, self.device, 0) for n in item.inputs])[0]
+            z_fp = fp_logits.get(0, 32, self.device, 0)
+            seen["expected"] = (y.softmax(1) - z_fp.softmax(1)) / 32
+            seen["got"] = grads.get(0, 32, self.device, 0)
+        seen.setdefault("units", []).append(item.unit.name)
+        return grads
+
+    Reconstructor._fisher_grads = spy
+    try:
+        report = reconstruct(gm, list(x.split(32)), settings("qdrop", iters=20, loss="fisher"), "cpu",
+                             progress=False)
+    finally:
+        Reconstructor._fisher_grads = orig
     check_ready(gm)
+    assert seen["units"] == ["stem", "body.0", "body.1", "body.2", "head"]
+    assert torch.allclose(seen["got"], seen["expected"], atol=1e-6) and seen["got"].abs().sum() > 0
     assert all(math.isfinite(r["loss_after"]) for r in report["per_unit"])
 
 

@@ -4,5 +4,5 @@
 # lambda 0.1 as for MobileNetV2 (EfficientNet-Lite0 is built of the same inverted residuals).
 _base_ = ['../_base_/models/mobilenet_v2_folded.py', '../_base_/datasets/shared_imagenet.py',
           '../_base_/quant/cnn_default.py', '../_base_/methods/brecq.py']
-quant = dict(w_bits=3, a_bits=3)
+quant = dict(w_bits=3, a_bits=3, stem_output_8bit=True)  # BRECQ keeps the first layer's output at 8 bit
 recon = dict(round_lambda=0.1)

@@ -2,5 +2,5 @@
 # 20 000 iterations per unit, lambda 0.1 for MobileNetV2).
 _base_ = ['../_base_/models/mobilenet_v2.py', '../_base_/datasets/imagenet.py',
           '../_base_/quant/cnn_default.py', '../_base_/methods/brecq.py']
-quant = dict(w_bits=2, a_bits=2)
+quant = dict(w_bits=2, a_bits=2, stem_output_8bit=True)  # BRECQ keeps the first layer's output at 8 bit
 recon = dict(round_lambda=0.1)

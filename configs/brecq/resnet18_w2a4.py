@@ -2,5 +2,5 @@
 # 20 000 iterations per unit, lambda 0.01 for ResNet-18).
 _base_ = ['../_base_/models/resnet18.py', '../_base_/datasets/imagenet.py',
           '../_base_/quant/cnn_default.py', '../_base_/methods/brecq.py']
-quant = dict(w_bits=2, a_bits=4)
+quant = dict(w_bits=2, a_bits=4, stem_output_8bit=True)  # BRECQ keeps the first layer's output at 8 bit
 recon = dict(round_lambda=0.01)

@@ -1,0 +1,41 @@
+"""Every shipped config resolves, and the reconstruction configs carry the papers' settings."""
+import glob
+import os
+
+import pytest
+
+from ptqvision.config import load_config
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CONFIGS = sorted(p for p in glob.glob(os.path.join(ROOT, "configs", "**", "*.py"), recursive=True)
+                 if "_base_" not in p)
+LAMBDA = {"mobilenet_v2": 0.1, "mnasnet2_0": 0.2, "resnet18": 0.01, "resnet50": 0.01, "regnet_x_600mf": 0.01,
+          "regnet_x_3_2gf": 0.01}
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: os.path.relpath(p, ROOT))
+def test_config_resolves(path):
+    cfg, _ = load_config(path)
+    method = cfg["method"]["type"]
+    folder = os.path.basename(os.path.dirname(path))
+    if folder in ("adaround", "brecq", "qdrop"):
+        assert method == folder
+        stem = os.path.basename(path)[:-3]
+        model, bits = stem.rsplit("_", 1)
+        assert bits == f"w{cfg['quant']['w_bits']}a{cfg['quant']['a_bits']}"
+        if model in LAMBDA:  # the published tables' protocol
+            assert cfg["recon"]["round_lambda"] == LAMBDA[model]
+            assert (cfg["calib"]["num_samples"], cfg["calib"]["seed"], cfg["recon"]["batch_size"],
+                    cfg["recon"]["iters"]) == (1024, 1005, 32, 20000)
+        expected = {"adaround": ("layer", False, False, 1.0), "brecq": ("block", True, False, 1.0),
+                    "qdrop": ("block", False, True, 0.5)}[method]
+        r = cfg["recon"]
+        assert (r["partition"], r["skip_first_layer"], r["joint"], r["drop_prob"]) == expected
+        assert cfg["quant"]["stem_output_8bit"] is (method == "brecq")  # BRECQ keeps the stem output at 8 bit
+
+
+def test_the_table_is_complete():
+    for method in ("adaround", "brecq", "qdrop"):
+        for model in LAMBDA:
+            for bits in ("w4a4", "w2a4", "w3a3", "w2a2"):
+                assert os.path.isfile(os.path.join(ROOT, "configs", method, f"{model}_{bits}.py"))
