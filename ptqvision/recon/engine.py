@@ -29,7 +29,7 @@ from torch import nn
 from tqdm import tqdm
 
 from ..errors import CheckpointError
-from ..nn import QUANT_LAYERS, activation_quantizers
+from ..nn import QUANT_LAYERS
 from ..nn.calibrate import calibrate_activations
 from ..quant import AdaRoundQuantizer, UniformQuantizer, beta_schedule
 from ..quant.functional import bernoulli_mask
@@ -37,7 +37,7 @@ from ..utils.io import atomic_torch_save, atomic_write_json, load_torch_file
 from .cache import CachedValue, CachePolicy, choose_policy
 from .graph import Item, build_schedule, last_uses, run_items
 from .losses import fisher_weight, logits_kl, lp_loss
-from .partition import Unit, partition, partition_table, unit_quantizers
+from .partition import partition, partition_table, unit_quantizers
 from .settings import ReconSettings
 
 LOG = logging.getLogger("ptqvision")
