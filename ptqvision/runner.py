@@ -210,6 +210,9 @@ def run(config_path: str, work_dir: str | None = None, options: list[str] | None
         check_ready(qmodel)
         save_quantized(ckpt_path, qmodel, {"fingerprint": run_key, "config": dump_config(cfg),
                                            "model": cfg["model"], "quant": cfg["quant"]})
+        state = os.path.join(work_dir, STATE_FILE)
+        if os.path.exists(state):  # the finished checkpoint supersedes the per-unit state
+            os.unlink(state)
 
     check_ready(qmodel)
     t = time.perf_counter()

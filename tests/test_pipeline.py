@@ -241,6 +241,7 @@ def test_qdrop_through_the_cli_records_everything_and_resumes_after_a_kill(tmp_p
     assert all(r["iters"] == 6 for r in rec["per_unit"]) and "host_peak_rss_mib" in rec["memory"]
     assert results["time_s"]["reconstruction"] > 0
     assert (work / "recon_loss.png").stat().st_size > 1000 and (work / "recon_units.json").is_file()
+    assert not (work / "recon_state.pth").exists()  # superseded by quantized.pth
     log = (work / "run.log").read_text()
     assert "[joint 10/10] layer fc: rec loss" in log
     assert "resolved" in (work / "config.py").read_text() and "'drop_prob': 0.5" in (work / "config.py").read_text()
