@@ -92,6 +92,27 @@ def test_beta_schedule():
     assert beta_schedule(100, 1000, warmup=0.0) == pytest.approx(20 - 18 * 0.1)
 
 
+def test_learned_step_matches_fake_quantize_with_the_lsq_gradient_scale():
+    """The fused kernel used while a step is learned gives fake_quantize's values and gradients, with the
+    step's gradient scaled by 1/sqrt(N·Q_max) (N = elements per sample)."""
+    from ptqvision.quant import fake_quantize
+
+    torch.manual_seed(0)
+    q = UniformQuantizer(3, observer="minmax")
+    q.calibrate_from(torch.tensor([-1.0, 2.0]))
+    q.scale.requires_grad_(True)
+    x = (torch.randn(4, 2, 5, 5) * 1.5).requires_grad_(True)
+    g = torch.randn_like(x)
+    (q(x) * g).sum().backward()
+    x2 = x.detach().clone().requires_grad_(True)
+    s2 = q.scale.detach().clone().requires_grad_(True)
+    out = fake_quantize(x2, s2, q.zero_point, q.qmax)
+    (out * g).sum().backward()
+    assert torch.allclose(q(x).detach(), out.detach(), atol=1e-6)
+    assert torch.allclose(x.grad, x2.grad)
+    assert torch.allclose(q.scale.grad, s2.grad / math.sqrt(50 * 7), rtol=1e-4)
+
+
 # --- drop ------------------------------------------------------------------------------------------
 def test_drop_is_elementwise_and_one_after_reconstruction():
     torch.manual_seed(0)

@@ -1,9 +1,9 @@
 """Quantization primitives: tensors in, tensors out."""
 from .adaround import AdaRoundQuantizer, beta_schedule, rectified_sigmoid
-from .functional import fake_quantize, grad_scale, qparams_from_range, round_ste
+from .functional import bernoulli_mask, fake_quantize, qparams_from_range, round_ste
 from .observers import OBSERVERS, AvgMinMaxObserver, LpObserver, MinMaxObserver, build_observer, lp_search
 from .uniform import MAX_BITS, MIN_BITS, UniformQuantizer, check_bits
 
-__all__ = ["AdaRoundQuantizer", "beta_schedule", "rectified_sigmoid", "grad_scale", "fake_quantize", "qparams_from_range", "round_ste", "OBSERVERS", "AvgMinMaxObserver",
-           "LpObserver", "MinMaxObserver", "build_observer", "lp_search", "MAX_BITS", "MIN_BITS",
+__all__ = ["AdaRoundQuantizer", "beta_schedule", "rectified_sigmoid", "bernoulli_mask", "fake_quantize",
+           "qparams_from_range", "round_ste", "OBSERVERS", "AvgMinMaxObserver", "LpObserver", "MinMaxObserver", "build_observer", "lp_search", "MAX_BITS", "MIN_BITS",
            "UniformQuantizer", "check_bits"]

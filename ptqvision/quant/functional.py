@@ -28,12 +28,6 @@ def bernoulli_mask(like: torch.Tensor, p: float) -> torch.Tensor:
     return bytes_.bitwise_right_shift(shifts).bitwise_and_(1).view(-1)[:n].view(like.shape).bool()
 
 
-def grad_scale(x: torch.Tensor, factor: float) -> torch.Tensor:
-    """Return ``x`` unchanged in the forward pass, with its gradient multiplied by ``factor``."""
-    y = x * factor
-    return (x - y).detach() + y
-
-
 def fake_quantize(x: torch.Tensor, scale: torch.Tensor, zero_point: torch.Tensor, qmax: int) -> torch.Tensor:
     """Return s·(clamp(round(x/s) + z, 0, qmax) − z), with a straight-through round.
 

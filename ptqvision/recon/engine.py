@@ -31,8 +31,7 @@ from tqdm import tqdm
 from ..errors import CheckpointError
 from ..nn import QUANT_LAYERS
 from ..nn.calibrate import calibrate_activations
-from ..quant import AdaRoundQuantizer, UniformQuantizer, beta_schedule
-from ..quant.functional import bernoulli_mask
+from ..quant import AdaRoundQuantizer, UniformQuantizer, bernoulli_mask, beta_schedule
 from ..utils.io import atomic_torch_save, atomic_write_json, load_torch_file
 from .cache import CachedValue, CachePolicy, choose_policy
 from .graph import Item, build_schedule, last_uses, run_items
