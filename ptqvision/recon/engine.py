@@ -29,9 +29,9 @@ from torch import nn
 from tqdm import tqdm
 
 from ..errors import CheckpointError
-from ..nn import QUANT_LAYERS
+from ..nn import QUANT_LAYERS, activation_quantizers
 from ..nn.calibrate import calibrate_activations
-from ..quant import AdaRoundQuantizer, UniformQuantizer, bernoulli_mask, beta_schedule
+from ..quant import AdaRoundQuantizer, bernoulli_mask, beta_schedule
 from ..utils.io import atomic_torch_save, atomic_write_json, load_torch_file
 from .cache import CachedValue, CachePolicy, choose_policy
 from .graph import Item, build_schedule, last_uses, run_items
@@ -72,31 +72,11 @@ def stages_for(s: ReconSettings) -> list[Stage]:
 # --- quantization state ------------------------------------------------------------------------
 def set_quant_state(model: nn.Module, weights: bool, acts: bool) -> None:
     """Turn weight and activation quantization on or off everywhere in ``model``."""
-    wq = set()
     for m in model.modules():
         if isinstance(m, QUANT_LAYERS):
             m.quantize_weight = weights
-            wq.add(id(m.weight_quantizer))
-    for m in model.modules():
-        if isinstance(m, UniformQuantizer) and id(m) not in wq:
-            m.enabled = acts
-
-
-@contextmanager
-def quant_mode(model: nn.Module, weights: bool, acts: bool) -> Iterator[None]:
-    """Run the enclosed code with the given quantization state, then restore the previous one."""
-    layers = [m for m in model.modules() if isinstance(m, QUANT_LAYERS)]
-    wq = {id(m.weight_quantizer) for m in layers}
-    aq = [m for m in model.modules() if isinstance(m, UniformQuantizer) and id(m) not in wq]
-    saved = [m.quantize_weight for m in layers], [m.enabled for m in aq]
-    set_quant_state(model, weights, acts)
-    try:
-        yield
-    finally:
-        for m, v in zip(layers, saved[0]):
-            m.quantize_weight = v
-        for m, v in zip(aq, saved[1]):
-            m.enabled = v
+    for q in activation_quantizers(model):
+        q.enabled = acts
 
 
 def _peak_memory(device: torch.device) -> dict:
@@ -131,6 +111,7 @@ class Reconstructor:
         self.last_use = last_uses(self.items, self.final)
         # Hardened units get their rounded weights baked in; the full-precision stream needs the originals.
         self.fp_weights = {m: m.weight.detach().clone() for m in qmodel.modules() if isinstance(m, QUANT_LAYERS)}
+        self.acts = activation_quantizers(qmodel)
         self.records: list[dict] = []
         self.policy: CachePolicy | None = None
         self.cache_bytes = 0
@@ -157,23 +138,27 @@ class Reconstructor:
     @contextmanager
     def full_precision(self) -> Iterator[None]:
         """Run the enclosed code with every quantizer off and the original full-precision weights."""
-        with quant_mode(self.model, False, False):
-            current = {m: m.weight.data for m in self.fp_weights}
-            for m, w in self.fp_weights.items():
-                m.weight.data = w
-            try:
-                yield
-            finally:
-                for m, w in current.items():
-                    m.weight.data = w
+        layers = {m: (m.weight.data, m.quantize_weight) for m in self.fp_weights}
+        enabled = [q.enabled for q in self.acts]
+        for m, w in self.fp_weights.items():
+            m.weight.data, m.quantize_weight = w, False
+        for q in self.acts:
+            q.enabled = False
+        try:
+            yield
+        finally:
+            for m, (w, flag) in layers.items():
+                m.weight.data, m.quantize_weight = w, flag
+            for q, flag in zip(self.acts, enabled):
+                q.enabled = flag
 
     def _new_value(self) -> CachedValue:
         return CachedValue(self.policy, self.num_samples)
 
     def _run_item_over_set(self, item: Item, stream: dict[fx.Node, CachedValue],
-                           target: CachedValue | None = None) -> float:
+                           target: CachedValue | None = None, store: bool = True) -> float:
         """Run ``item`` on every calibration batch of ``stream`` (no autograd), store its outputs in the
-        stream and return the mean Lp loss to ``target`` (NaN without a target)."""
+        stream (unless ``store`` is False) and return the mean Lp loss to ``target`` (NaN without one)."""
         outs = {node: self._new_value() for node in item.outputs}
         total = 0.0
         with torch.no_grad():
@@ -181,11 +166,13 @@ class Reconstructor:
                 lo, hi = self.offsets[i], self.offsets[i + 1]
                 args = [stream[n].get(lo, hi, self.device, i) for n in item.inputs]
                 for node, value in zip(item.outputs, item(*args)):
-                    outs[node].put(lo, value)
+                    if store:
+                        outs[node].put(lo, value)
                     if target is not None:
                         ref = target.get(lo, hi, self.device, i)
                         total += float(lp_loss(value.float(), ref, self.settings.p)) * (hi - lo)
-        stream.update(outs)
+        if store:
+            stream.update(outs)
         return total / self.num_samples if target is not None else float("nan")
 
     def _free(self, streams: Sequence[dict], index: int) -> None:
@@ -241,9 +228,8 @@ class Reconstructor:
                 self._run_stage(si, stage, start_unit if si == start_stage else 0)
         finally:
             set_quant_state(self.model, True, True)
-            for m in self.model.modules():
-                if isinstance(m, UniformQuantizer):
-                    m.drop_prob = 1.0
+            for q in self.acts:
+                q.drop_prob = 1.0
             for p, flag in requires_grad.items():
                 p.requires_grad_(flag)
         report = {"units": len(self.units), "partition": self.settings.partition,
@@ -326,7 +312,7 @@ class Reconstructor:
         weights = None
         if s.loss == "fisher":
             weights = self._fisher_grads(k, item, fp, q, fp_logits)
-        loss_before = self._unit_loss(item, q, target)
+        loss_before = self._run_item_over_set(item, q, target, store=False)
         rounders: list[AdaRoundQuantizer] = []
         if stage.learn_weights:
             for layer in layers:
@@ -368,15 +354,6 @@ class Reconstructor:
                              "loss_before": loss_before, "loss_after": float("nan"),
                              "time_s": round(time.perf_counter() - t0, 3),
                              "it_per_s": round(stage.iters / loop_s, 2) if loop_s else None, "curve": curve})
-
-    def _unit_loss(self, item: Item, q: dict, target: CachedValue) -> float:
-        total = 0.0
-        with torch.no_grad():
-            for i, _ in enumerate(self.batches):
-                lo, hi = self.offsets[i], self.offsets[i + 1]
-                out = item(*[q[n].get(lo, hi, self.device, i) for n in item.inputs])[0]
-                total += float(lp_loss(out, target.get(lo, hi, self.device, i), self.settings.p)) * (hi - lo)
-        return total / self.num_samples
 
     def _optimise(self, item: Item, stage: Stage, fp: dict, q: dict, target: CachedValue,
                   weights: CachedValue | None, rounders: list[AdaRoundQuantizer], optimizers: list,
