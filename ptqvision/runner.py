@@ -158,12 +158,15 @@ def run(config_path: str, work_dir: str | None = None, options: list[str] | None
 
     fp_model, qmodel, pre = build_quantized(cfg)
     rows = placement(qmodel)
+    # checked before any work: the partition exists and distribution correction has BN statistics
+    units = (describe_partition(qmodel, ReconSettings.from_dict(cfg["recon"]), fp_model)
+             if uses_reconstruction(cfg["method"]["type"]) else None)
     if dry_run:
         print(placement_table(rows))
         out = {"placement": rows}
-        if uses_reconstruction(cfg["method"]["type"]):
-            out["partition"] = describe_partition(qmodel, ReconSettings.from_dict(cfg["recon"]))
-            print(f"\nreconstruction units ({cfg['method']['type']}):\n{out['partition']}")
+        if units is not None:
+            out["partition"] = units
+            print(f"\nreconstruction units ({cfg['method']['type']}):\n{units}")
         return out
 
     if not resume:

@@ -11,6 +11,9 @@ CONFIGS = sorted(p for p in glob.glob(os.path.join(ROOT, "configs", "**", "*.py"
                  if "_base_" not in p)
 LAMBDA = {"mobilenet_v2": 0.1, "mnasnet2_0": 0.2, "resnet18": 0.01, "resnet50": 0.01, "regnet_x_600mf": 0.01,
           "regnet_x_3_2gf": 0.01}
+# PD-Quant's published (T, lambda_c) per architecture
+PDQUANT = {"resnet18": (4, 0.02), "resnet50": (4, 0.02), "mobilenet_v2": (1, 0.005), "regnet_x_600mf": (4, 0.01),
+           "regnet_x_3_2gf": (4, 0.01), "mnasnet2_0": (1, 0.001)}
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: os.path.relpath(p, ROOT))
@@ -18,7 +21,7 @@ def test_config_resolves(path):
     cfg, _ = load_config(path)
     method = cfg["method"]["type"]
     folder = os.path.basename(os.path.dirname(path))
-    if folder in ("adaround", "brecq", "qdrop"):
+    if folder in ("adaround", "brecq", "qdrop", "pdquant"):
         assert method == folder
         stem = os.path.basename(path)[:-3]
         model, bits = stem.rsplit("_", 1)
@@ -28,14 +31,22 @@ def test_config_resolves(path):
             assert (cfg["calib"]["num_samples"], cfg["calib"]["seed"], cfg["recon"]["batch_size"],
                     cfg["recon"]["iters"]) == (1024, 1005, 32, 20000)
         expected = {"adaround": ("layer", False, False, 1.0), "brecq": ("block", True, False, 1.0),
-                    "qdrop": ("block", False, True, 0.5)}[method]
+                    "qdrop": ("block", False, True, 0.5), "pdquant": ("block", False, True, 0.5)}[method]
         r = cfg["recon"]
         assert (r["partition"], r["skip_first_layer"], r["joint"], r["drop_prob"]) == expected
         assert cfg["quant"]["stem_output_8bit"] is (method == "brecq")  # BRECQ keeps the stem output at 8 bit
+        assert (r["pd_loss"], r["act_reinit_samples"]) == ((True, 256) if method == "pdquant" else (False, 0))
+        if method == "pdquant":
+            assert (r["weight_lr"], r["pd_lambda"]) == (3e-3, 0.1)
+            if model in PDQUANT:
+                assert (r["pd_temperature"], r["dc_lambda"], r["dc"]) == (*PDQUANT[model], True)
+        else:
+            assert r["dc"] is False
 
 
 def test_the_table_is_complete():
-    for method in ("adaround", "brecq", "qdrop"):
+    for method, cells in (("adaround", "w4a4 w2a4 w3a3 w2a2"), ("brecq", "w4a4 w2a4 w3a3 w2a2"),
+                          ("qdrop", "w4a4 w2a4 w3a3 w2a2"), ("pdquant", "w4a4 w2a4 w4a2 w2a2")):
         for model in LAMBDA:
-            for bits in ("w4a4", "w2a4", "w3a3", "w2a2"):
+            for bits in cells.split():
                 assert os.path.isfile(os.path.join(ROOT, "configs", method, f"{model}_{bits}.py"))

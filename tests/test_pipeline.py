@@ -1,5 +1,6 @@
 """End to end: tools/quant.py and tools/test.py on a tiny generated dataset, resume, and bad input."""
 import json
+import math
 import os
 import subprocess
 import sys
@@ -276,12 +277,52 @@ def test_qdrop_through_the_cli_records_everything_and_resumes_after_a_kill(tmp_p
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
+def test_pdquant_through_the_cli_with_its_ablations(tmp_path, dataset, capsys):
+    cfg = write_config(tmp_path / "tiny_pdquant.py", dataset, method=dict(type="pdquant"),
+                       recon=dict(iters=3, batch_size=4, round_lambda=0.1, dc_iters=3, act_reinit_samples=8,
+                                  pd_temperature=4.0))
+    assert quant_cli.main([cfg, "--dry-run"]) == 0
+    assert "distribution correction: 8 of 8 blocks" in capsys.readouterr().out
+    work = tmp_path / "work"
+    assert quant_cli.main([cfg, "--work-dir", str(work)]) == 0
+    results = json.loads((work / "results.json").read_text())
+    r = results["recon"]
+    assert results["method"] == "pdquant" and (r["pd_loss"], r["dc"], r["drop_prob"]) == (True, True, 0.5)
+    assert (r["pd_temperature"], r["pd_lambda"], r["act_reinit_samples"]) == (4.0, 0.1, 8)
+    per_unit = results["reconstruction"]["per_unit"]
+    assert len(per_unit) == 10 and sum("dc" in u for u in per_unit) == 8
+    log = (work / "run.log").read_text()
+    assert "prediction difference: KL through the full-precision tail, T=4" in log
+    assert "distribution correction of layer4.1: BN-statistics loss" in log
+    assert all(math.isfinite(p[3]) for u in json.loads((work / "recon_units.json").read_text())["per_unit"]
+               for p in u["curve"])
+
+    # local loss only: no prediction difference, no correction, recorded as such
+    local = tmp_path / "local"
+    assert quant_cli.main([cfg, "--work-dir", str(local), "--cfg-options", "recon.pd_loss=False", "recon.dc=False"]) == 0
+    results = json.loads((local / "results.json").read_text())
+    assert (results["recon"]["pd_loss"], results["recon"]["dc"]) == (False, False)
+    assert not any("dc" in u for u in results["reconstruction"]["per_unit"])
+    assert "prediction difference" not in (local / "run.log").read_text()
+
+    # a model whose blocks have no BatchNorm cannot be corrected: one line, before any work
+    capsys.readouterr()
+    assert quant_cli.main([cfg, "--work-dir", str(tmp_path / "nobn"), "--cfg-options",
+                           "model.name=squeezenet1_1"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "recon.dc=True, but no block of the full-precision model has a BatchNorm2d" in err[0]
+    assert not (tmp_path / "nobn" / "run.log").exists()
+
+
 def test_bad_recon_settings_give_one_line_errors(tmp_path, dataset, capsys):
     cfg = write_config(tmp_path / "tiny_qdrop.py", dataset, method=dict(type="qdrop"))
     for opt, message in (("recon.partition=stage", "recon.partition must be one of"),
                          ("recon.cache=disk", "recon.cache must be one of"),
                          ("recon.drop_prob=2", "recon.drop_prob must be a number in (0, 1]"),
                          ("recon.act_stage.steps=3", "unknown config key 'recon.act_stage.steps'"),
+                         ("recon.pd_amp=fp8", "recon.pd_amp must be one of"),
+                         ("recon.dc_iters=-1", "recon.dc_iters must be a non-negative integer"),
+                         ("recon.pd_temperature=0", "recon.pd_temperature must be a positive number"),
                          ("method.type=qdorp", "unknown method.type 'qdorp'")):
         assert quant_cli.main([cfg, "--dry-run", "--cfg-options", opt]) == 2
         assert message in capsys.readouterr().err.strip().splitlines()[-1]

@@ -5,12 +5,13 @@ from __future__ import annotations
 from typing import Callable
 
 from ..errors import ConfigError
-from . import adaround, brecq, qdrop
+from . import adaround, brecq, pdquant, qdrop
 from .rtn import rtn
 
 METHODS: dict[str, Callable] = {"rtn": rtn, "adaround": adaround.adaround, "brecq": brecq.brecq,
-                                "qdrop": qdrop.qdrop}
-PRESETS: dict[str, dict] = {"adaround": adaround.PRESET, "brecq": brecq.PRESET, "qdrop": qdrop.PRESET}
+                                "qdrop": qdrop.qdrop, "pdquant": pdquant.pdquant}
+PRESETS: dict[str, dict] = {"adaround": adaround.PRESET, "brecq": brecq.PRESET, "qdrop": qdrop.PRESET,
+                           "pdquant": pdquant.PRESET}
 
 
 def get_method(name: str) -> Callable:

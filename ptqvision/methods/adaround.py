@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from .reconstruction import run_reconstruction
+from .reconstruction import NO_PD, run_reconstruction
 
-PRESET = {"partition": "layer", "skip_first_layer": False, "joint": False, "drop_prob": 1.0}
+PRESET = {"partition": "layer", "skip_first_layer": False, "joint": False, "drop_prob": 1.0,
+          **NO_PD}
 
 
 def adaround(context: Any) -> dict:

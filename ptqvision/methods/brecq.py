@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from .reconstruction import run_reconstruction
+from .reconstruction import NO_PD, run_reconstruction
 
-PRESET = {"partition": "block", "skip_first_layer": True, "joint": False, "drop_prob": 1.0}
+PRESET = {"partition": "block", "skip_first_layer": True, "joint": False, "drop_prob": 1.0,
+          **NO_PD}
 
 
 def brecq(context: Any) -> dict:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from .reconstruction import run_reconstruction
+from .reconstruction import NO_PD, run_reconstruction
 
-PRESET = {"partition": "block", "skip_first_layer": False, "joint": True, "drop_prob": 0.5}
+PRESET = {"partition": "block", "skip_first_layer": False, "joint": True, "drop_prob": 0.5,
+          **NO_PD}
 
 
 def qdrop(context: Any) -> dict:

@@ -5,11 +5,15 @@ from typing import Any
 
 from ..recon import ReconSettings, reconstruct
 
+# What the presets before PD-Quant leave off: no prediction difference, no distribution correction, ranges
+# calibrated once.
+NO_PD = {"pd_loss": False, "dc": False, "act_reinit_samples": 0}
+
 
 def run_reconstruction(context: Any) -> dict:
     """Reconstruct ``context.qmodel`` in place with ``context.cfg['recon']``; return the engine's report."""
     settings = ReconSettings.from_dict(context.cfg["recon"])
     batches = [x for x, _ in context.calib_loader]
     return reconstruct(context.qmodel, batches, settings, context.device, work_dir=context.work_dir,
-                       seed=context.cfg["seed"], fingerprint=context.fingerprint, resume=context.resume,
+                       seed=context.cfg["seed"], fp_model=context.fp_model, fingerprint=context.fingerprint, resume=context.resume,
                        progress=bool(context.cfg["eval"]["progress"]))

@@ -8,7 +8,10 @@ optimises the unit, hardens it, and moves both streams past it. The network is t
 stage, not once per unit.
 
 A stage learns AdaRound rounding, activation steps (LSQ), or both (QDrop); BRECQ runs a weight stage
-with activations off, then an activation stage. After every unit the model state is checkpointed
+with activations off, then an activation stage. PD-Quant adds to the unit's local loss a prediction
+difference: the unit's purely quantized output runs through the rest of the schedule (its tail: later
+units and the head, whatever the architecture) in full precision to logits, compared by KL with the
+cached full-precision logits; and it can correct each block's calibration input (:mod:`.correction`). After every unit the model state is checkpointed
 atomically, so a killed run resumes at the next unit with identical results.
 """
 from __future__ import annotations
@@ -19,7 +22,7 @@ import math
 import os
 import resource
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Any, Iterator, Sequence
 
@@ -34,6 +37,7 @@ from ..nn.calibrate import calibrate_activations
 from ..quant import AdaRoundQuantizer, bernoulli_mask, beta_schedule
 from ..utils.io import atomic_torch_save, atomic_write_json, load_torch_file
 from .cache import CachedValue, CachePolicy, choose_policy
+from .correction import correct_distribution, correction_blocks
 from .graph import Item, build_schedule, last_uses, run_items
 from .losses import fisher_weight, logits_kl, lp_loss
 from .partition import partition, partition_table, unit_quantizers
@@ -92,7 +96,7 @@ class Reconstructor:
 
     def __init__(self, qmodel: fx.GraphModule, batches: Sequence[torch.Tensor], settings: ReconSettings,
                  device: torch.device, work_dir: str | None = None, seed: int = 1005, fingerprint: str = "",
-                 resume: bool = False, progress: bool = True) -> None:
+                 resume: bool = False, progress: bool = True, fp_model: nn.Module | None = None) -> None:
         self.model = qmodel
         self.settings = settings
         self.device = torch.device(device)
@@ -112,6 +116,7 @@ class Reconstructor:
         # Hardened units get their rounded weights baked in; the full-precision stream needs the originals.
         self.fp_weights = {m: m.weight.detach().clone() for m in qmodel.modules() if isinstance(m, QUANT_LAYERS)}
         self.acts = activation_quantizers(qmodel)
+        self.dc_blocks = correction_blocks(fp_model, block_names(self.units)) if settings.dc else {}
         self.records: list[dict] = []
         self.policy: CachePolicy | None = None
         self.cache_bytes = 0
@@ -136,21 +141,38 @@ class Reconstructor:
         return 2 * peak * self.num_samples
 
     @contextmanager
-    def full_precision(self) -> Iterator[None]:
-        """Run the enclosed code with every quantizer off and the original full-precision weights."""
-        layers = {m: (m.weight.data, m.quantize_weight) for m in self.fp_weights}
-        enabled = [q.enabled for q in self.acts]
-        for m, w in self.fp_weights.items():
-            m.weight.data, m.quantize_weight = w, False
-        for q in self.acts:
+    def full_precision(self, modules: set[nn.Module] | None = None) -> Iterator[None]:
+        """Run the enclosed code with every quantizer off and the original full-precision weights (only
+        among ``modules`` when given)."""
+        layers = {m: (m.weight.data, m.quantize_weight) for m in self.fp_weights if modules is None or m in modules}
+        acts = [q for q in self.acts if modules is None or q in modules]
+        enabled = [q.enabled for q in acts]
+        for m in layers:
+            m.weight.data, m.quantize_weight = self.fp_weights[m], False
+        for q in acts:
             q.enabled = False
         try:
             yield
         finally:
             for m, (w, flag) in layers.items():
                 m.weight.data, m.quantize_weight = w, flag
-            for q, flag in zip(self.acts, enabled):
+            for q, flag in zip(acts, enabled):
                 q.enabled = flag
+
+    def tail(self, k: int) -> tuple[list[Item], set[fx.Node]]:
+        """Return the items after item ``k`` (the rest of the network) and the values they read that are
+        produced before it, other than item ``k``'s output."""
+        tail = self.items[k + 1:]
+        produced = {n for it in tail for n in it.outputs} | set(self.items[k].outputs)
+        return tail, {n for it in tail for n in it.inputs} - produced
+
+    def _tail_autocast(self):
+        mode = self.settings.pd_amp
+        if mode == "auto":
+            mode = "bf16" if self.device.type == "cuda" else "off"
+        if mode == "off":
+            return nullcontext()
+        return torch.autocast(self.device.type, dtype=torch.bfloat16 if mode == "bf16" else torch.float16)
 
     def _new_value(self) -> CachedValue:
         return CachedValue(self.policy, self.num_samples)
@@ -219,6 +241,12 @@ class Reconstructor:
         self.policy = choose_policy(self.settings.cache, self.device, self._estimate_cache_bytes())
         LOG.info("reconstruction: %d units (%s partition), %d calibration images, cache %s",
                  len(self.units), self.settings.partition, self.num_samples, self.policy.describe())
+        if self.settings.pd_loss:
+            LOG.info("prediction difference: KL through the full-precision tail, T=%g, lambda_r=%g, tail precision %s",
+                     self.settings.pd_temperature, self.settings.pd_lambda, self.settings.pd_amp)
+        if self.dc_blocks:
+            LOG.info("distribution correction on %d of %d units (the blocks with BatchNorm), lambda_c=%g, %d steps",
+                     len(self.dc_blocks), len(self.units), self.settings.dc_lambda, self.settings.dc_iters)
         stages = stages_for(self.settings)
         start_stage, start_unit = self._load_state()
         try:
@@ -253,7 +281,8 @@ class Reconstructor:
             image.put(self.offsets[i], b)
         fp: dict[fx.Node, CachedValue] = {self.input_node: image}
         q: dict[fx.Node, CachedValue] = {self.input_node: image}
-        fp_logits = self._fp_logits() if self.settings.loss == "fisher" and first_unit < len(self.units) else None
+        need_logits = self.settings.loss == "fisher" or self.settings.pd_loss
+        fp_logits = self._fp_logits() if need_logits and first_unit < len(self.units) else None
         unit_index = 0
         for k, item in enumerate(self.items):
             with self.full_precision():
@@ -285,20 +314,57 @@ class Reconstructor:
         """Return g = ∂KL(fp logits ‖ quantized logits)/∂(unit output) per calibration sample, with the unit
         in full precision on its quantized input and the rest of the network as currently quantized."""
         grads = CachedValue(self.policy, self.num_samples)
-        tail = self.items[k + 1:]
-        needed = {n for it in tail for n in it.inputs} - set(item.outputs)
+        tail, needed = self.tail(k)
         for i, _ in enumerate(self.batches):
             lo, hi = self.offsets[i], self.offsets[i + 1]
             with torch.no_grad(), self.full_precision():
                 y = item(*[q[n].get(lo, hi, self.device, i) for n in item.inputs])[0]
             y = y.detach().requires_grad_(True)
-            env = {n: q[n].get(lo, hi, self.device, i) for n in needed if n in q}
+            env = {n: q[n].get(lo, hi, self.device, i) for n in needed}
             env[item.outputs[0]] = y
             z = run_items(tail, env, self.final)
             loss = logits_kl(fp_logits.get(lo, hi, self.device, i), z)
             (g,) = torch.autograd.grad(loss, y)
             grads.put(lo, g)
         return grads
+
+    def _reinit_acts(self, item: Item, q: dict, acts: list, n: int) -> None:
+        """Set the ranges of ``acts`` (the unit's) from the unit run on its first ``n`` quantized-stream inputs,
+        behind the quantized prefix and the unit's quantized weights (PD-Quant)."""
+        for a in acts:
+            a.start_observing()
+        try:
+            with torch.no_grad():
+                for i, _ in enumerate(self.batches):
+                    lo, hi = self.offsets[i], min(self.offsets[i + 1], n)
+                    if lo >= hi:
+                        break
+                    item(*[q[node].get(lo, hi, self.device, i) for node in item.inputs])
+        except BaseException:
+            for a in acts:
+                a.observer = None
+            raise
+        for a in acts:
+            a.finish_observing()
+
+    def _correct(self, item: Item, fp: dict) -> tuple[CachedValue, CachedValue, dict]:
+        """Return the distribution-corrected input of block ``item``, the un-fused full-precision block's
+        output on it (the new target) and a record; both are cached for the whole unit."""
+        block, bns = self.dc_blocks[item.unit.name]
+        s = self.settings
+        x_new, y_new = self._new_value(), self._new_value()
+        rows = []
+        for i, _ in enumerate(self.batches):
+            lo, hi = self.offsets[i], self.offsets[i + 1]
+            x = fp[item.inputs[0]].get(lo, hi, self.device, i)
+            xt, y, rec = correct_distribution(lambda t: block(t)[0], bns, x, s.dc_lambda, s.dc_iters, s.dc_lr, s.dc_patience,
+                                              s.dc_min_lr)
+            x_new.put(lo, xt)
+            y_new.put(lo, y)
+            rows.append((hi - lo, rec))
+        n = self.num_samples
+        record = {key: sum(b * r[key] for b, r in rows) / n for key in rows[0][1]}
+        return x_new, y_new, record
 
     def _reconstruct(self, si: int, stage: Stage, index: int, k: int, item: Item, fp: dict, q: dict,
                      fp_logits: CachedValue | None) -> None:
@@ -308,11 +374,22 @@ class Reconstructor:
         torch.manual_seed(self.seed * 1000 + si * 100000 + index)  # per unit: identical after a resume
         layers, acts = unit_quantizers(self.model, unit)
         acts = [a for a in acts if a.enabled]
+        if s.act_reinit_samples and stage.acts_on and acts:
+            self._reinit_acts(item, q, acts, s.act_reinit_samples)
         target = fp[item.outputs[0]]
+        loss_before = self._run_item_over_set(item, q, target, store=False)
+        source = {n: fp[n] for n in item.inputs}  # what QDrop mixes with the quantized input
+        dc_record = None
+        if unit.name in self.dc_blocks:
+            t_dc = time.perf_counter()
+            source[item.inputs[0]], target, dc_record = self._correct(item, fp)
+            dc_record["time_s"] = round(time.perf_counter() - t_dc, 3)
+            LOG.info("  distribution correction of %s: BN-statistics loss %.4g -> %.4g, input shift %.4g (%.1fs)",
+                     unit.name, dc_record["bn_loss_before"], dc_record["bn_loss_after"], dc_record["shift"],
+                     dc_record["time_s"])
         weights = None
         if s.loss == "fisher":
             weights = self._fisher_grads(k, item, fp, q, fp_logits)
-        loss_before = self._run_item_over_set(item, q, target, store=False)
         rounders: list[AdaRoundQuantizer] = []
         if stage.learn_weights:
             for layer in layers:
@@ -330,12 +407,14 @@ class Reconstructor:
             opt = torch.optim.Adam(steps, lr=stage.act_lr)
             optimizers.append(opt)
             schedulers.append(torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(stage.iters, 1), eta_min=0.0))
+        objective = UnitObjective(self, k, stage, q, source, target, weights, fp_logits if s.pd_loss else None)
         curve: list[list[float]] = []
         loop_s = 0.0
         try:
             if optimizers and stage.iters > 0:
                 t_loop = time.perf_counter()
-                curve = self._optimise(item, stage, fp, q, target, weights, rounders, optimizers, schedulers)
+                with objective.tail_full_precision():
+                    curve = self._optimise(objective, stage, rounders, optimizers, schedulers)
                 if self.device.type == "cuda":
                     torch.cuda.synchronize(self.device)
                 loop_s = time.perf_counter() - t_loop
@@ -347,44 +426,37 @@ class Reconstructor:
                 layer.weight_quantizer = r.base
             for p in steps:
                 p.requires_grad_(False)
+                p.grad = None
             for a in acts:
                 a.drop_prob = 1.0
-        self.records.append({"stage": stage.name, "index": index, "unit": unit.name, "kind": unit.kind,
-                             "layers": len(layers), "iters": stage.iters if optimizers else 0,
-                             "loss_before": loss_before, "loss_after": float("nan"),
-                             "time_s": round(time.perf_counter() - t0, 3),
-                             "it_per_s": round(stage.iters / loop_s, 2) if loop_s else None, "curve": curve})
+        record = {"stage": stage.name, "index": index, "unit": unit.name, "kind": unit.kind,
+                  "layers": len(layers), "iters": stage.iters if optimizers else 0,
+                  "loss_before": loss_before, "loss_after": float("nan"),
+                  "time_s": round(time.perf_counter() - t0, 3),
+                  "it_per_s": round(stage.iters / loop_s, 2) if loop_s else None, "curve": curve}
+        if dc_record is not None:
+            record["dc"] = dc_record
+        self.records.append(record)
 
-    def _optimise(self, item: Item, stage: Stage, fp: dict, q: dict, target: CachedValue,
-                  weights: CachedValue | None, rounders: list[AdaRoundQuantizer], optimizers: list,
-                  schedulers: list) -> list[list[float]]:
+    def _optimise(self, objective: "UnitObjective", stage: Stage, rounders: list[AdaRoundQuantizer],
+                  optimizers: list, schedulers: list) -> list[list[float]]:
         s = self.settings
         n, bs = self.num_samples, min(s.batch_size, self.num_samples)
         store = self.policy.device
-        mixed = [stage.drop_prob < 1.0 and fp[node] is not q[node] for node in item.inputs]
         warm = s.warmup * stage.iters
         every = max(1, stage.iters // CURVE_POINTS)
         curve = []
-        bar = tqdm(total=stage.iters, desc=f"{stage.name} {item.unit.name}", disable=not self.progress,
+        bar = tqdm(total=stage.iters, desc=f"{stage.name} {objective.item.unit.name}", disable=not self.progress,
                    leave=False, dynamic_ncols=True)
         round_loss = torch.zeros((), device=self.device)
         for it in range(stage.iters):
             idx = torch.randperm(n, device=store)[:bs]
-            args = []
-            for node, mix in zip(item.inputs, mixed):
-                xq = q[node].gather(idx, self.device)
-                if mix:  # QDrop: each element from the quantized or the full-precision input
-                    xf = fp[node].gather(idx, self.device)
-                    xq = torch.where(bernoulli_mask(xq, stage.drop_prob), xq, xf)
-                args.append(xq)
-            out = item(*args)[0]
-            w = fisher_weight(weights.gather(idx, self.device)) if weights is not None else None
-            rec = lp_loss(out, target.gather(idx, self.device), stage.p, w)
-            loss = rec
+            rec, pd = objective(idx)
+            loss = rec if pd is None else rec + pd
             if rounders and it >= warm:
                 beta = beta_schedule(it, stage.iters, s.warmup, *s.beta)
                 round_loss = s.round_lambda * sum(r.regularizer(beta) for r in rounders)
-                loss = rec + round_loss
+                loss = loss + round_loss
             for opt in optimizers:
                 opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -394,11 +466,69 @@ class Reconstructor:
                 sch.step()
             if (it + 1) % every == 0 or it + 1 == stage.iters:  # the only host syncs of the loop
                 r, g = float(rec.detach()), float(round_loss.detach())
-                curve.append([it + 1, r, g])
-                bar.set_postfix(rec=f"{r:.4g}", round=f"{g:.4g}", refresh=False)
+                d = float(pd.detach()) if pd is not None else float("nan")
+                curve.append([it + 1, r, g, d])
+                post = {"rec": f"{r:.4g}", "round": f"{g:.4g}"}
+                if pd is not None:
+                    post["pd"] = f"{d:.4g}"
+                bar.set_postfix(post, refresh=False)
                 bar.update(it + 1 - bar.n)
         bar.close()
         return curve
+
+
+class UnitObjective:
+    """The loss of one unit on one batch of calibration samples: the local Lp loss on the QDrop-mixed
+    input (against the full-precision or distribution-corrected target), plus, for PD-Quant, the
+    prediction difference of the purely quantized input's output through the full-precision tail.
+
+    With drop active the mixed and the pure batches run through the unit together (one batch of 2B, as
+    in PD-Quant); without drop they are the same batch and run once.
+    """
+
+    def __init__(self, engine: Reconstructor, k: int, stage: Stage, q: dict, source: dict, target: CachedValue,
+                 weights: CachedValue | None, fp_logits: CachedValue | None) -> None:
+        self.engine = engine
+        self.item = engine.items[k]
+        self.stage = stage
+        self.q, self.source, self.target, self.weights = q, source, target, weights
+        self.mixed = [stage.drop_prob < 1.0 and source[n] is not q[n] for n in self.item.inputs]
+        self.fp_logits = fp_logits
+        self.tail, self.tail_inputs = engine.tail(k)
+        self.twin = fp_logits is not None and stage.drop_prob < 1.0
+
+    def tail_full_precision(self):
+        """Context: the tail's quantizers off and its original weights in (no-op without the PD loss)."""
+        if self.fp_logits is None:
+            return nullcontext()
+        return self.engine.full_precision({m for it in self.tail for m in it.module.modules()})
+
+    def __call__(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Return (local loss, prediction-difference loss or None) for the samples ``idx``."""
+        e, dev = self.engine, self.engine.device
+        mixed, pure = [], []
+        for node, mix in zip(self.item.inputs, self.mixed):
+            xq = self.q[node].gather(idx, dev)
+            pure.append(xq)
+            if mix:  # QDrop: each element from the quantized or the full-precision (or corrected) input
+                xf = self.source[node].gather(idx, dev)
+                xq = torch.where(bernoulli_mask(xq, self.stage.drop_prob), xq, xf)
+            mixed.append(xq)
+        if self.twin:
+            out = self.item(*[torch.cat([a, b]) for a, b in zip(mixed, pure)])[0]
+            local, pure_out = out[: idx.numel()], out[idx.numel():]
+        else:
+            local = pure_out = self.item(*mixed)[0]
+        w = fisher_weight(self.weights.gather(idx, dev)) if self.weights is not None else None
+        rec = lp_loss(local, self.target.gather(idx, dev), self.stage.p, w)
+        if self.fp_logits is None:
+            return rec, None
+        env = {n: self.q[n].gather(idx, dev) for n in self.tail_inputs}
+        env[self.item.outputs[0]] = pure_out
+        with e._tail_autocast():
+            z = run_items(self.tail, env, e.final)
+        s = e.settings
+        return rec, logits_kl(self.fp_logits.gather(idx, dev), z.float(), s.pd_temperature) / s.pd_lambda
 
 
 def _first_samples(batches: Sequence[torch.Tensor], n: int) -> list[torch.Tensor]:
@@ -442,10 +572,19 @@ def write_loss_plot(records: list[dict], path: str) -> None:
     os.replace(tmp, path)
 
 
-def describe_partition(qmodel: fx.GraphModule, settings: ReconSettings) -> str:
-    """Return the partition table the engine will use (for the dry run)."""
+def block_names(units: Sequence) -> list[str]:
+    return [u.name for u in units if u.kind == "block"]
+
+
+def describe_partition(qmodel: fx.GraphModule, settings: ReconSettings, fp_model: nn.Module | None = None) -> str:
+    """Return the partition table the engine will use (for the dry run); with distribution correction on,
+    check that it applies (ConfigError otherwise) and say to which blocks."""
     units = partition(qmodel, settings.partition, settings.skip_first_layer)
-    return partition_table(qmodel, units)
+    table = partition_table(qmodel, units)
+    if settings.dc:
+        blocks = correction_blocks(fp_model, block_names(units))
+        table += f"\ndistribution correction: {len(blocks)} of {len(block_names(units))} blocks (those with BatchNorm)"
+    return table
 
 
 def reconstruct(qmodel: fx.GraphModule, batches: Sequence[torch.Tensor], settings: ReconSettings | dict,

@@ -14,7 +14,7 @@ import torch
 import torch.fx as fx
 
 from ..errors import PTQError
-from .partition import Unit
+from .partition import Unit, module_paths
 
 
 @dataclass
@@ -54,6 +54,16 @@ def _extract(gm: fx.GraphModule, nodes: Sequence[fx.Node], used_later: set[fx.No
     outputs = [n for n in nodes if n in used_later]
     graph.output(env[outputs[0]] if len(outputs) == 1 else tuple(env[n] for n in outputs))
     return Item(fx.GraphModule(gm, graph, "item"), inputs, outputs)
+
+
+def extract_module(gm: fx.GraphModule, path: str) -> Item:
+    """Return the nodes traced inside module ``path`` of ``gm`` as one item (raise PTQError if there are none)."""
+    nodes = [n for n in gm.graph.nodes if n.op not in ("placeholder", "output") and path in module_paths(n)]
+    if not nodes:
+        raise PTQError(f"module {path!r} does not appear in the traced graph")
+    members = set(nodes)
+    used_later = {n for n in nodes if any(u not in members for u in n.users)}
+    return _extract(gm, nodes, used_later)
 
 
 def build_schedule(gm: fx.GraphModule, units: Sequence[Unit]) -> tuple[list[Item], fx.Node, fx.Node]:

@@ -9,6 +9,8 @@ from .cache import CACHE_MODES
 from .losses import LOSSES
 from .partition import PARTITIONS
 
+AMP_MODES = ("auto", "off", "bf16", "fp16")
+
 
 @dataclass
 class ActStage:
@@ -39,6 +41,20 @@ class ReconSettings:
     act_lr: float = 4e-5
     learn_act_steps: bool = True
     act_stage: dict = field(default_factory=lambda: asdict(ActStage()))
+    # PD-Quant (REFERENCE.md section 3): prediction difference through the full-precision tail.
+    pd_loss: bool | None = None           # add KL(softmax(z_fp/T) ‖ softmax(z_q/T)) / pd_lambda to the unit loss
+    pd_lambda: float = 0.1                # λ_r
+    pd_temperature: float = 1.0           # T: 4 for ResNet/RegNet, 1 for MobileNetV2/MnasNet
+    pd_amp: str = "auto"                  # tail precision: 'auto' (bf16 on CUDA, fp32 on CPU), 'off', 'bf16', 'fp16'
+    act_reinit_samples: int | None = None  # PD-Quant: re-initialise a unit's activation ranges on this many
+                                           # quantized-model inputs before reconstructing it (0: off)
+    # PD-Quant distribution correction of each block's calibration input (BatchNorm-statistics matching).
+    dc: bool | None = None
+    dc_lambda: float = 0.02               # λ_c: 0.02 ResNet, 0.01 RegNet, 0.005 MobileNetV2, 0.001 MnasNet
+    dc_iters: int = 500
+    dc_lr: float = 1e-3
+    dc_patience: int = 100
+    dc_min_lr: float = 1e-5
     cache: str = "auto"
     checkpoint_units: bool = True
 
@@ -63,14 +79,14 @@ class ReconSettings:
                 raise bad(key, "a non-negative integer" if key == "iters" else "a positive integer")
         if self.partition not in PARTITIONS:
             raise bad("partition", f"one of {PARTITIONS}")
-        for key in ("skip_first_layer", "joint", "learn_act_steps", "checkpoint_units"):
+        for key in ("skip_first_layer", "joint", "learn_act_steps", "checkpoint_units", "pd_loss", "dc"):
             if not isinstance(getattr(self, key), bool):
                 raise bad(key, "true or false")
         if not isinstance(self.drop_prob, (int, float)) or not 0.0 < self.drop_prob <= 1.0:
             raise bad("drop_prob", "a number in (0, 1]")
         if self.loss not in LOSSES:
             raise bad("loss", f"one of {LOSSES}")
-        for key in ("p", "weight_lr", "act_lr"):
+        for key in ("p", "weight_lr", "act_lr", "pd_lambda", "pd_temperature", "dc_lambda", "dc_lr", "dc_min_lr"):
             v = getattr(self, key)
             if isinstance(v, bool) or not isinstance(v, (int, float)) or v <= 0:
                 raise bad(key, "a positive number")
@@ -80,6 +96,12 @@ class ReconSettings:
             raise bad("warmup", "a number in [0, 1)")
         if not (isinstance(self.beta, (list, tuple)) and len(self.beta) == 2 and all(b > 0 for b in self.beta)):
             raise bad("beta", "[start, end] with positive numbers")
+        for key in ("act_reinit_samples", "dc_iters", "dc_patience"):
+            v = getattr(self, key)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+                raise bad(key, "a non-negative integer")
+        if self.pd_amp not in AMP_MODES:
+            raise bad("pd_amp", f"one of {AMP_MODES}")
         if self.cache not in CACHE_MODES:
             raise bad("cache", f"one of {CACHE_MODES}")
         unknown = set(self.act_stage) - {f.name for f in fields(ActStage)}
