@@ -4,10 +4,11 @@ from __future__ import annotations
 from typing import Any
 
 from ..recon import ReconSettings, reconstruct
+from ..recon.settings import OFF_UNLESS_SET
 
 # What the presets before PD-Quant leave off: no prediction difference, no distribution correction, ranges
 # calibrated once.
-NO_PD = {"pd_loss": False, "dc": False, "act_reinit_samples": 0}
+NO_PD = dict(OFF_UNLESS_SET)
 
 
 def run_reconstruction(context: Any) -> dict:

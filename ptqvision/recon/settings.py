@@ -10,6 +10,7 @@ from .losses import LOSSES
 from .partition import PARTITIONS
 
 AMP_MODES = ("auto", "off", "bf16", "fp16")
+OFF_UNLESS_SET = {"pd_loss": False, "dc": False, "act_reinit_samples": 0}
 
 
 @dataclass
@@ -66,6 +67,9 @@ class ReconSettings:
     def from_dict(cls, d: Mapping[str, Any]) -> "ReconSettings":
         """Return validated settings; raise ConfigError naming the first bad key."""
         s = cls(**{f.name: d[f.name] for f in fields(cls) if f.name in d})
+        for key, off in OFF_UNLESS_SET.items():  # PD-Quant's additions are off unless a preset turns them on
+            if getattr(s, key) is None:
+                setattr(s, key, off)
         s.validate()
         return s
 
