@@ -33,7 +33,8 @@ from ptqvision.utils.runtime import tune_cpu_allocator  # noqa: E402
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "out")
 
 
-def run(method: str, num_images: int, iters: int, device: str, cache: str = "auto", dc_iters: int = 500) -> dict:
+def run(method: str, num_images: int, iters: int, device: str, cache: str = "auto", dc_iters: int = 500,
+        pd_amp: str = "auto") -> dict:
     torch.manual_seed(0)
     model = torchvision.models.resnet18().eval().to(device)
     gm = quantize(model, dict(w_bits=4, a_bits=4))
@@ -41,7 +42,7 @@ def run(method: str, num_images: int, iters: int, device: str, cache: str = "aut
     batches = list(images.split(32))
     calibrate(gm, batches[:8], progress=False)
     settings = ReconSettings.from_dict({**ReconSettings.defaults(), **PRESETS[method], "iters": iters,
-                                        "cache": cache, "dc_iters": dc_iters,
+                                        "cache": cache, "dc_iters": dc_iters, "pd_amp": pd_amp,
                                         "act_stage": dict(ReconSettings.defaults()["act_stage"], iters=0)})
     if device.startswith("cuda"):
         torch.cuda.reset_peak_memory_stats()
@@ -52,7 +53,7 @@ def run(method: str, num_images: int, iters: int, device: str, cache: str = "aut
     rows = [{"unit": r["unit"], "kind": r["kind"], "it_per_s": r["it_per_s"],
              "dc_s_per_step": round(r["dc"]["time_s"] / (dc_iters * len(batches)), 4) if "dc" in r else None}
             for r in report["per_unit"] if r["stage"] in ("joint", "weights")]
-    return {"method": method, "images": num_images, "iters": iters, "dc_iters": dc_iters if settings.dc else 0,
+    return {"method": method, "pd_amp": pd_amp if settings.pd_loss else None, "images": num_images, "iters": iters, "dc_iters": dc_iters if settings.dc else 0,
             "wall_s": round(wall, 1),
             "cache": report["cache"], "cache_mib": report["cache_mib"], "memory": report["memory"],
             "units": rows, "device": device if device == "cpu" else torch.cuda.get_device_name(),
@@ -68,23 +69,24 @@ def main() -> None:
                         help="default: qdrop (--full), or qdrop brecq pdquant (CPU loop speed)")
     parser.add_argument("--dc-iters", type=int, default=None,
                         help="PD-Quant distribution-correction steps per batch (default: 500 with --full, else 20)")
+    parser.add_argument("--pd-amp", default="auto", help="PD-Quant's tail precision (recon.pd_amp)")
     args = parser.parse_args()
     tune_cpu_allocator()
     os.makedirs(OUT, exist_ok=True)
     if args.full:
         methods = args.methods or ["qdrop"]
         dc = 500 if args.dc_iters is None else args.dc_iters
-        result = [run(m, 1024, 20000, args.device, dc_iters=dc) for m in methods]
+        result = [run(m, 1024, 20000, args.device, dc_iters=dc, pd_amp=args.pd_amp) for m in methods]
         name = f"recon_full_{'_'.join(methods)}_resnet18.json"
     else:
         methods = args.methods or ["qdrop", "brecq", "pdquant"]
         dc = 20 if args.dc_iters is None else args.dc_iters
-        result = [run(m, 64, args.iters, args.device, dc_iters=dc) for m in methods]
-        name = f"recon_speed_{'_'.join(methods)}.json"
+        result = [run(m, 64, args.iters, args.device, dc_iters=dc, pd_amp=args.pd_amp) for m in methods]
+        name = f"recon_speed_{'_'.join(methods)}{'' if args.pd_amp == 'auto' else '_' + args.pd_amp}.json"
     with open(os.path.join(OUT, name), "w") as f:
         json.dump(result, f, indent=1)
     for r in result:
-        print(f"\n{r['method']} on {r['device']} ({r['threads']} threads), batch 32, {r['images']} images, "
+        print(f"\n{r['method']}{' (tail ' + r['pd_amp'] + ')' if r['pd_amp'] else ''} on {r['device']} ({r['threads']} threads), batch 32, {r['images']} images, "
               f"{r['iters']} iterations/unit: {r['wall_s']} s in all; cache {r['cache']} {r['cache_mib']} MiB; "
               f"memory {r['memory']}")
         print("| unit | kind | it/s | DC s/step |\n|---|---|---|---|")

@@ -353,3 +353,14 @@ def test_correction_needs_batchnorm_and_the_full_precision_model(trained):
         block.bn1 = block.bn2 = nn.Identity()
     with pytest.raises(ConfigError, match="no block of the full-precision model has a BatchNorm2d"):
         correction_module.correction_blocks(folded, ["body.0", "body.1"])
+
+
+def test_the_tail_in_bf16_gives_nearly_the_same_prediction_difference(trained):
+    model, x = trained
+    first = {}
+    for amp in ("off", "bf16"):
+        report = reconstruct(build_rtn(model, x), list(x.split(32)), settings(iters=1, dc=False, pd_amp=amp), "cpu",
+                             progress=False, fp_model=model)
+        first[report["pd_tail_precision"]] = [r["curve"][0][3] for r in report["per_unit"]]
+    assert set(first) == {"fp32", "bf16"}
+    assert first["fp32"][0] > 0 and first["bf16"][0] == pytest.approx(first["fp32"][0], rel=0.05)

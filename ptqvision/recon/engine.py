@@ -166,11 +166,17 @@ class Reconstructor:
         produced = {n for it in tail for n in it.outputs} | set(self.items[k].outputs)
         return tail, {n for it in tail for n in it.inputs} - produced
 
-    def _tail_autocast(self):
+    @property
+    def tail_precision(self) -> str:
+        """Return the precision the prediction-difference tail runs in: 'fp32', 'bf16' or 'fp16'."""
         mode = self.settings.pd_amp
-        if mode == "auto":
+        if mode == "auto":  # GPUs: bf16 autocast; CPUs: fp32 ('bf16' is faster where the CPU has AVX512-BF16)
             mode = "bf16" if self.device.type == "cuda" else "off"
-        if mode == "off":
+        return "fp32" if mode == "off" else mode
+
+    def _tail_autocast(self):
+        mode = self.tail_precision
+        if mode == "fp32":
             return nullcontext()
         return torch.autocast(self.device.type, dtype=torch.bfloat16 if mode == "bf16" else torch.float16)
 
@@ -242,8 +248,8 @@ class Reconstructor:
         LOG.info("reconstruction: %d units (%s partition), %d calibration images, cache %s",
                  len(self.units), self.settings.partition, self.num_samples, self.policy.describe())
         if self.settings.pd_loss:
-            LOG.info("prediction difference: KL through the full-precision tail, T=%g, lambda_r=%g, tail precision %s",
-                     self.settings.pd_temperature, self.settings.pd_lambda, self.settings.pd_amp)
+            LOG.info("prediction difference: KL through the full-precision tail, T=%g, lambda_r=%g, tail in %s",
+                     self.settings.pd_temperature, self.settings.pd_lambda, self.tail_precision)
         if self.dc_blocks:
             LOG.info("distribution correction on %d of %d units (the blocks with BatchNorm), lambda_c=%g, %d steps",
                      len(self.dc_blocks), len(self.units), self.settings.dc_lambda, self.settings.dc_iters)
@@ -264,6 +270,8 @@ class Reconstructor:
                   "stages": [s.name for s in stages], "cache": self.policy.describe(),
                   "cache_mib": round(self.cache_bytes / 2**20, 1), "memory": _peak_memory(self.device),
                   "time_s": round(time.perf_counter() - t0, 3), "per_unit": self.records}
+        if self.settings.pd_loss:
+            report["pd_tail_precision"] = self.tail_precision
         if self.work_dir:
             atomic_write_json(os.path.join(self.work_dir, RECORDS_FILE), report)
             write_loss_plot(self.records, os.path.join(self.work_dir, PLOT_FILE))
