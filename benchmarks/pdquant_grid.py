@@ -38,6 +38,7 @@ from ptqvision.utils.runtime import tune_cpu_allocator  # noqa: E402
 OUT = os.path.join(ROOT, "benchmarks", "out", "pdquant_grid")
 MODELS = ("mobilenet_v2_folded", "efficientnet_lite0")
 BITS = ("w4a4", "w2a4", "w2a2")
+EXTRA_BITS = ("w3a3",)  # run with --bits w3a3: a low-bit setting that 60 iterations do not leave at chance
 VARIANTS = {
     "qdrop": ("qdrop", []),
     "local": ("pdquant", ["recon.pd_loss=False", "recon.dc=False"]),
@@ -98,7 +99,7 @@ def main() -> None:
     print("\n| model | bits | " + " | ".join(variants) + " |")
     print("|---|---|" + "---|" * len(variants))
     for model in MODELS:
-        for bits in BITS:
+        for bits in BITS + EXTRA_BITS:
             cells = [table.get(f"{model}/{bits}/{v}") for v in variants]
             if any(cells):
                 print(f"| {model} | {bits.upper()} | " + " | ".join(

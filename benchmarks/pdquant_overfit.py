@@ -43,7 +43,8 @@ def compare(fp_model, qmodel, dataset, batch_size: int = 50) -> dict:
         agree += int((zf.argmax(1) == zq.argmax(1)).sum())
         correct += int((zq.argmax(1) == y).sum())
         n += x.shape[0]
-    return {"images": n, "kl": round(kl / n, 4), "agree_fp": round(100 * agree / n, 2), "top1": round(100 * correct / n, 2)}
+    return {"images": n, "kl": round(kl / n, 4), "agree_fp": round(100 * agree / n, 2),
+            "top1": round(100 * correct / n, 2)}
 
 
 def main() -> None:

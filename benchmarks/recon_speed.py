@@ -53,7 +53,8 @@ def run(method: str, num_images: int, iters: int, device: str, cache: str = "aut
     rows = [{"unit": r["unit"], "kind": r["kind"], "it_per_s": r["it_per_s"],
              "dc_s_per_step": round(r["dc"]["time_s"] / (dc_iters * len(batches)), 4) if "dc" in r else None}
             for r in report["per_unit"] if r["stage"] in ("joint", "weights")]
-    return {"method": method, "pd_amp": pd_amp if settings.pd_loss else None, "images": num_images, "iters": iters, "dc_iters": dc_iters if settings.dc else 0,
+    return {"method": method, "pd_amp": pd_amp if settings.pd_loss else None, "images": num_images, "iters": iters,
+            "dc_iters": dc_iters if settings.dc else 0,
             "wall_s": round(wall, 1),
             "cache": report["cache"], "cache_mib": report["cache_mib"], "memory": report["memory"],
             "units": rows, "device": device if device == "cpu" else torch.cuda.get_device_name(),
@@ -86,7 +87,8 @@ def main() -> None:
     with open(os.path.join(OUT, name), "w") as f:
         json.dump(result, f, indent=1)
     for r in result:
-        print(f"\n{r['method']}{' (tail ' + r['pd_amp'] + ')' if r['pd_amp'] else ''} on {r['device']} ({r['threads']} threads), batch 32, {r['images']} images, "
+        tail = f" (tail {r['pd_amp']})" if r["pd_amp"] else ""
+        print(f"\n{r['method']}{tail} on {r['device']} ({r['threads']} threads), batch 32, {r['images']} images, "
               f"{r['iters']} iterations/unit: {r['wall_s']} s in all; cache {r['cache']} {r['cache_mib']} MiB; "
               f"memory {r['memory']}")
         print("| unit | kind | it/s | DC s/step |\n|---|---|---|---|")

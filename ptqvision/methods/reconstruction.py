@@ -16,5 +16,5 @@ def run_reconstruction(context: Any) -> dict:
     settings = ReconSettings.from_dict(context.cfg["recon"])
     batches = [x for x, _ in context.calib_loader]
     return reconstruct(context.qmodel, batches, settings, context.device, work_dir=context.work_dir,
-                       seed=context.cfg["seed"], fp_model=context.fp_model, fingerprint=context.fingerprint, resume=context.resume,
-                       progress=bool(context.cfg["eval"]["progress"]))
+                       seed=context.cfg["seed"], fp_model=context.fp_model, fingerprint=context.fingerprint,
+                       resume=context.resume, progress=bool(context.cfg["eval"]["progress"]))

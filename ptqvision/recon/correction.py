@@ -25,8 +25,8 @@ from .losses import lp_loss
 
 
 def bn_statistics_loss(inputs: list[torch.Tensor], bns: list[nn.BatchNorm2d]) -> torch.Tensor:
-    """Return Σ_BN (‖μ_BN − μ(x)‖² + ‖σ_BN − σ(x)‖²)/B over the BatchNorms and their inputs x, with μ(x),
-    σ(x) = sqrt(var(x) + eps) taken per sample and channel over the spatial positions."""
+    """Return Σ_BN (‖μ_BN − μ(x)‖² + ‖σ_BN − σ(x)‖²)/B over the BatchNorms and their inputs x, with
+    μ(x), σ(x) = sqrt(var(x) + eps) taken per sample and channel over the spatial positions."""
     total = inputs[0].new_zeros(())
     for x, bn in zip(inputs, bns):
         flat = x.flatten(2)

@@ -11,8 +11,9 @@ A stage learns AdaRound rounding, activation steps (LSQ), or both (QDrop); BRECQ
 with activations off, then an activation stage. PD-Quant adds to the unit's local loss a prediction
 difference: the unit's purely quantized output runs through the rest of the schedule (its tail: later
 units and the head, whatever the architecture) in full precision to logits, compared by KL with the
-cached full-precision logits; and it can correct each block's calibration input (:mod:`.correction`). After every unit the model state is checkpointed
-atomically, so a killed run resumes at the next unit with identical results.
+cached full-precision logits; and it can correct each block's calibration input (:mod:`.correction`).
+After every unit the model state is checkpointed atomically, so a killed run resumes at the next unit
+with identical results.
 """
 from __future__ import annotations
 
@@ -365,8 +366,8 @@ class Reconstructor:
         for i, _ in enumerate(self.batches):
             lo, hi = self.offsets[i], self.offsets[i + 1]
             x = fp[item.inputs[0]].get(lo, hi, self.device, i)
-            xt, y, rec = correct_distribution(lambda t: block(t)[0], bns, x, s.dc_lambda, s.dc_iters, s.dc_lr, s.dc_patience,
-                                              s.dc_min_lr)
+            xt, y, rec = correct_distribution(lambda t: block(t)[0], bns, x, s.dc_lambda, s.dc_iters, s.dc_lr,
+                                              s.dc_patience, s.dc_min_lr)
             x_new.put(lo, xt)
             y_new.put(lo, y)
             rows.append((hi - lo, rec))
