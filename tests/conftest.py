@@ -22,3 +22,25 @@ SHARED = os.path.join(os.path.dirname(ROOT), "shared", "data")
 @pytest.fixture
 def repo_root() -> str:
     return ROOT
+
+
+def train_quadrant_task(model: torch.nn.Module) -> tuple[torch.nn.Module, torch.Tensor]:
+    """Train ``model`` (3-channel input, 4 logits) to > 95 % on a synthetic 4-class task (a coloured patch in
+    one quadrant of a 12×12 image); return it in eval mode with no gradients left, and 64 of its images.
+    The data come from the global random stream, after the model's initialisation."""
+    n = 512
+    y = torch.randint(0, 4, (n,))
+    x = torch.randn(n, 3, 12, 12) * 0.5
+    for k, (i, j) in enumerate([(0, 0), (0, 6), (6, 0), (6, 6)]):
+        x[y == k, :, i:i + 6, j:j + 6] += torch.tensor([1.0, 0.5, -0.5]).view(1, 3, 1, 1)
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    for _ in range(200):
+        idx = torch.randint(0, n, (64,))
+        loss = torch.nn.functional.cross_entropy(model(x[idx]), y[idx])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    model.eval().zero_grad(set_to_none=True)
+    with torch.no_grad():
+        assert (model(x).argmax(1) == y).float().mean() > 0.95
+    return model, x[:64]

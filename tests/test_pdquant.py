@@ -3,6 +3,8 @@ import pytest
 import torch
 from torch import nn
 
+from conftest import train_quadrant_task
+
 from ptqvision.errors import ConfigError
 from ptqvision.methods import PRESETS
 from ptqvision.nn import calibrate, check_ready, quantize
@@ -47,23 +49,7 @@ class BNNet(nn.Module):
 def trained():
     """BNNet trained to > 95 % on a synthetic 4-class task (a coloured patch in one quadrant)."""
     torch.manual_seed(0)
-    model = BNNet()
-    n = 512
-    y = torch.randint(0, 4, (n,))
-    x = torch.randn(n, 3, 12, 12) * 0.5
-    for k, (i, j) in enumerate([(0, 0), (0, 6), (6, 0), (6, 6)]):
-        x[y == k, :, i:i + 6, j:j + 6] += torch.tensor([1.0, 0.5, -0.5]).view(1, 3, 1, 1)
-    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
-    for _ in range(200):
-        idx = torch.randint(0, n, (64,))
-        loss = nn.functional.cross_entropy(model(x[idx]), y[idx])
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    model.eval().zero_grad(set_to_none=True)
-    with torch.no_grad():
-        assert (model(x).argmax(1) == y).float().mean() > 0.95
-    return model, x[:64]
+    return train_quadrant_task(BNNet())
 
 
 def build_rtn(model, x, w_bits=2, a_bits=4):
