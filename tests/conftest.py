@@ -44,3 +44,12 @@ def train_quadrant_task(model: torch.nn.Module) -> tuple[torch.nn.Module, torch.
     with torch.no_grad():
         assert (model(x).argmax(1) == y).float().mean() > 0.95
     return model, x[:64]
+
+
+def build_rtn(model: torch.nn.Module, x: torch.Tensor, w_bits: int = 2, a_bits: int = 4) -> torch.nn.Module:
+    """Return the quantized twin of ``model`` (stem and head at the same bits) calibrated on ``x``."""
+    from ptqvision.nn import calibrate, quantize
+
+    gm = quantize(model, dict(w_bits=w_bits, a_bits=a_bits, head_stem_8bit=False))
+    calibrate(gm, list(x.split(32)), progress=False)
+    return gm

@@ -3,12 +3,11 @@ import pytest
 import torch
 from torch import nn
 
-from conftest import train_quadrant_task
+from conftest import build_rtn, train_quadrant_task
 
 from ptqvision.errors import ConfigError
 from ptqvision.methods import PRESETS
 from ptqvision.nn import calibrate, check_ready, quantize
-from ptqvision.quant import AdaRoundQuantizer
 from ptqvision.recon import ReconSettings, logits_kl, reconstruct, run_items
 from ptqvision.recon import correction as correction_module
 from ptqvision.recon.correction import bn_statistics_loss, correct_distribution, recording_inputs
@@ -50,12 +49,6 @@ def trained():
     """BNNet trained to > 95 % on a synthetic 4-class task (a coloured patch in one quadrant)."""
     torch.manual_seed(0)
     return train_quadrant_task(BNNet())
-
-
-def build_rtn(model, x, w_bits=2, a_bits=4):
-    gm = quantize(model, dict(w_bits=w_bits, a_bits=a_bits, head_stem_8bit=False))
-    calibrate(gm, list(x.split(32)), progress=False)
-    return gm
 
 
 # --- the prediction-difference term -------------------------------------------------------------------

@@ -6,7 +6,7 @@ import torch
 import torchvision
 from torch import nn
 
-from conftest import train_quadrant_task
+from conftest import build_rtn, train_quadrant_task
 
 from ptqvision.errors import ConfigError, InvariantError
 from ptqvision.methods import PRESETS
@@ -277,12 +277,6 @@ def trained():
     """A tiny residual CNN trained to > 95 % on a synthetic 4-class task (a coloured patch in one quadrant)."""
     torch.manual_seed(0)
     return train_quadrant_task(ToyResNet())
-
-
-def build_rtn(model, x, w_bits=2, a_bits=4):
-    gm = quantize(model, dict(w_bits=w_bits, a_bits=a_bits, head_stem_8bit=False))
-    calibrate(gm, list(x.split(32)), progress=False)
-    return gm
 
 
 @pytest.mark.parametrize("method", ["qdrop", "brecq", "adaround"])

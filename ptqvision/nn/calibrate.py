@@ -1,7 +1,8 @@
 """Initialise quantizer ranges: weights from the weights, activations from calibration images."""
 from __future__ import annotations
 
-from typing import Iterable
+from contextlib import contextmanager
+from typing import Iterable, Iterator
 
 import torch
 from torch import nn
@@ -45,18 +46,25 @@ def calibrate_activations(model: nn.Module, batches: Iterable[torch.Tensor],
     model.eval()
     if device is None:
         device = next((p.device for p in model.parameters()), torch.device("cpu"))
-    acts = [q for q in activation_quantizers(model) if q.enabled]
-    for q in acts:
-        q.start_observing()
     seen = 0
-    try:
+    with observing([q for q in activation_quantizers(model) if q.enabled]):
         for x in tqdm(batches, desc="calibrate", disable=not progress, leave=False, dynamic_ncols=True):
             model(x.to(device))
             seen += x.shape[0]
+    return seen
+
+
+@contextmanager
+def observing(quantizers: list[UniformQuantizer]) -> Iterator[None]:
+    """Let ``quantizers`` observe what passes through them in the enclosed code, then set their ranges
+    from it; on an error they leave observing mode untouched."""
+    for q in quantizers:
+        q.start_observing()
+    try:
+        yield
     except BaseException:
-        for q in acts:
+        for q in quantizers:
             q.observer = None
         raise
-    for q in acts:
+    for q in quantizers:
         q.finish_observing()
-    return seen

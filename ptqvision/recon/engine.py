@@ -34,7 +34,7 @@ from tqdm import tqdm
 
 from ..errors import CheckpointError
 from ..nn import QUANT_LAYERS, activation_quantizers
-from ..nn.calibrate import calibrate_activations
+from ..nn.calibrate import calibrate_activations, observing
 from ..quant import AdaRoundQuantizer, bernoulli_mask, beta_schedule
 from ..utils.io import atomic_torch_save, atomic_write_json, load_torch_file
 from .cache import CachedValue, CachePolicy, choose_policy
@@ -340,21 +340,12 @@ class Reconstructor:
     def _reinit_acts(self, item: Item, q: dict, acts: list, n: int) -> None:
         """Set the ranges of ``acts`` (the unit's) from the unit run on its first ``n`` quantized-stream inputs,
         behind the quantized prefix and the unit's quantized weights (PD-Quant)."""
-        for a in acts:
-            a.start_observing()
-        try:
-            with torch.no_grad():
-                for i, _ in enumerate(self.batches):
-                    lo, hi = self.offsets[i], min(self.offsets[i + 1], n)
-                    if lo >= hi:
-                        break
-                    item(*[q[node].get(lo, hi, self.device, i) for node in item.inputs])
-        except BaseException:
-            for a in acts:
-                a.observer = None
-            raise
-        for a in acts:
-            a.finish_observing()
+        with torch.no_grad(), observing(acts):
+            for i, _ in enumerate(self.batches):
+                lo, hi = self.offsets[i], min(self.offsets[i + 1], n)
+                if lo >= hi:
+                    break
+                item(*[q[node].get(lo, hi, self.device, i) for node in item.inputs])
 
     def _correct(self, item: Item, fp: dict) -> tuple[CachedValue, CachedValue, dict]:
         """Return the distribution-corrected input of block ``item``, the un-fused full-precision block's
