@@ -3,7 +3,8 @@ import pytest
 import torch
 
 from ptqvision.errors import ConfigError, InvariantError
-from ptqvision.quant import LpObserver, MinMaxObserver, UniformQuantizer, fake_quantize, qparams_from_range, round_ste
+from ptqvision.quant import (LpObserver, MinMaxObserver, UniformQuantizer, fake_quantize, fake_quantize_inplace,
+                             fake_quantize_lsq, keep_mask, qparams_from_range, round_ste)
 from ptqvision.quant.observers import AvgMinMaxObserver, lp_search
 
 
@@ -115,6 +116,55 @@ def test_fused_inference_path_equals_autograd_path():
         fused = q(w)
     exact = fake_quantize(w, q.scale.view(-1, 1, 1, 1), q.zero_point.view(-1, 1, 1, 1), 7)
     assert torch.equal(fused, exact.detach())
+
+
+@pytest.mark.parametrize("p", [0.5, 0.25])
+def test_keep_mask_is_a_float_bernoulli_mask(p):
+    torch.manual_seed(0)
+    like = torch.empty(3, 7, 11, 131, dtype=torch.float64)  # not a multiple of 8
+    mask = keep_mask(like, p)
+    assert mask.shape == like.shape and mask.dtype == like.dtype
+    assert set(mask.unique().tolist()) == {0.0, 1.0}
+    assert abs(mask.mean().item() - p) < 0.02
+    assert not torch.equal(mask, keep_mask(like, p))  # fresh draws
+    if p == 0.5:  # the table path: the 8 elements drawn from one byte are independent
+        pairs = mask.reshape(-1)[: mask.numel() // 8 * 8].view(-1, 8)
+        assert abs((pairs[:, 0] * pairs[:, 1]).mean().item() - 0.25) < 0.03
+
+
+@pytest.mark.parametrize("zero_point", [0.0, 3.0, 8.0])
+@pytest.mark.parametrize("drop", [False, True])
+def test_cpu_fake_quantize_equals_torchs_learnable_kernel(zero_point, drop):
+    """The plain-pass CPU node against torch's fused LSQ kernel (what runs on a GPU), drop composed with where."""
+    torch.manual_seed(0)
+    x = (torch.randn(4, 8, 16, 16) * 2).requires_grad_(True)
+    scale = torch.tensor([0.13], requires_grad=True)
+    keep = keep_mask(x, 0.5) if drop else None
+    g = torch.randn_like(x)
+    expected = torch._fake_quantize_learnable_per_tensor_affine(x, scale, torch.tensor([zero_point]), 0, 15, 0.37)
+    if drop:
+        expected = torch.where(keep.bool(), expected, x)
+    want_x, want_s = torch.autograd.grad(expected, (x, scale), g)
+    out = fake_quantize_lsq(x, scale, zero_point, 15, 0.37, keep)
+    got_x, got_s = torch.autograd.grad(out, (x, scale), g)
+    assert torch.equal(out, expected) and torch.equal(got_x, want_x)
+    assert got_s.item() == pytest.approx(want_s.item(), rel=1e-5)
+    inference = torch.fake_quantize_per_tensor_affine(x.detach(), scale.detach(),
+                                                      torch.tensor(int(zero_point), dtype=torch.int32), 0, 15)
+    assert torch.equal(fake_quantize_inplace(x.detach(), scale.detach(), zero_point, 15), inference)
+
+
+def test_quantizer_cpu_path_and_fused_path_agree():
+    """UniformQuantizer's CPU branch and its fused-kernel branch (used on a GPU) give the same step gradient."""
+    torch.manual_seed(0)
+    q = UniformQuantizer(bits=4)
+    x = torch.randn(8, 4, 6, 6)
+    q.calibrate_from(x)
+    q.scale.requires_grad_(True)
+    grads = []
+    for out in (q(x), q._learnable(x)):
+        grads.append(torch.autograd.grad((out * x).sum(), q.scale)[0])
+    assert grads[0].item() == pytest.approx(grads[1].item(), rel=1e-5) and grads[0].item() != 0
 
 
 def test_weight_search_uses_every_value_activation_memory_is_bounded():

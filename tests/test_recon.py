@@ -246,6 +246,20 @@ def test_lp_loss_sums_channels_and_averages_the_rest():
     assert float(lp_loss(pred, target, 2.0, w)) == 12.0
 
 
+@pytest.mark.parametrize("p", [2.0, 2.4, 3.0])
+def test_lp_loss_fast_path_matches_autograd_of_the_definition(p):
+    torch.manual_seed(0)
+    pred = torch.randn(4, 8, 5, 5, requires_grad=True)
+    target = torch.randn(4, 8, 5, 5)
+    target[0, 0] = pred.detach()[0, 0]  # zero differences: |d|^(p-2) must not turn them into NaN
+    reference = (pred - target).abs().pow(p).sum(1).mean()
+    (expected,) = torch.autograd.grad(reference, pred)
+    loss = lp_loss(pred, target, p)
+    (grad,) = torch.autograd.grad(loss, pred)
+    assert loss.item() == pytest.approx(reference.item(), rel=1e-6)
+    assert torch.allclose(grad, expected, rtol=1e-5, atol=1e-7) and torch.isfinite(grad).all()
+
+
 def test_cache_policies():
     cpu = torch.device("cpu")
     assert choose_policy("cpu_fp16", cpu, 10).dtype == torch.float16

@@ -8,7 +8,7 @@ from torch import nn
 
 from ..errors import ConfigError, InvariantError
 
-from .functional import bernoulli_mask
+from .functional import drop_select, fake_quantize_inplace, fake_quantize_lsq, keep_mask
 from .observers import build_observer
 
 MIN_BITS, MAX_BITS = 2, 8
@@ -113,21 +113,32 @@ class UniformQuantizer(nn.Module):
             return x
         if not self._ready:
             raise InvariantError("quantizer used before calibration")
-        if torch.is_grad_enabled() and (x.requires_grad or self.scale.requires_grad):
+        learnable = torch.is_grad_enabled() and (x.requires_grad or self.scale.requires_grad)
+        if self.ch_axis is None and x.device.type == "cpu":  # plain element-wise passes (see fake_quantize_lsq)
+            zero_point = float(self.zero_point)
+            if learnable:
+                keep = keep_mask(x, self.drop_prob) if self.drop_prob < 1.0 else None
+                return fake_quantize_lsq(x, self.scale, zero_point, self.qmax, self._grad_factor(x), keep)
+            xq = fake_quantize_inplace(x, self.scale.detach(), zero_point, self.qmax)
+        elif learnable:
             xq = self._learnable(x)
         else:
             xq = self._fused_inference(x)
         if self.drop_prob < 1.0:
-            xq = torch.where(bernoulli_mask(x, self.drop_prob), xq, x)
+            xq = drop_select(x, xq, self.drop_prob)
         return xq
+
+    def _grad_factor(self, x: torch.Tensor) -> float:
+        """LSQ's gradient scale 1/sqrt(N·Q_max) while the step is learned (N: elements per sample), else 1."""
+        if self.scale.requires_grad and self.lsq_grad_scale:
+            per_sample = x[0].numel() if x.dim() > 1 else x.numel()
+            return 1.0 / math.sqrt(per_sample * self.qmax)
+        return 1.0
 
     def _learnable(self, x: torch.Tensor) -> torch.Tensor:
         """fake_quantize with the LSQ gradient for the step, through torch's fused kernels (one pass forward,
-        one backward: several times faster than the op-by-op graph on CPU)."""
-        factor = 1.0
-        if self.scale.requires_grad and self.lsq_grad_scale:
-            per_sample = x[0].numel() if x.dim() > 1 else x.numel()
-            factor = 1.0 / math.sqrt(per_sample * self.qmax)
+        one backward: several times faster than the op-by-op graph on a GPU)."""
+        factor = self._grad_factor(x)
         if self.ch_axis is None:
             return torch._fake_quantize_learnable_per_tensor_affine(x, self.scale, self.zero_point, 0, self.qmax,
                                                                     factor)

@@ -35,7 +35,7 @@ from tqdm import tqdm
 from ..errors import CheckpointError
 from ..nn import QUANT_LAYERS, activation_quantizers
 from ..nn.calibrate import calibrate_activations, observing
-from ..quant import AdaRoundQuantizer, bernoulli_mask, beta_schedule
+from ..quant import AdaRoundQuantizer, beta_schedule, drop_select
 from ..utils.io import atomic_torch_save, atomic_write_json, load_torch_file
 from .cache import CachedValue, CachePolicy, choose_policy
 from .correction import correct_distribution, correction_blocks
@@ -512,11 +512,11 @@ class UnitObjective:
             pure.append(xq)
             if mix:  # QDrop: each element from the quantized or the full-precision (or corrected) input
                 xf = self.source[node].gather(idx, dev)
-                xq = torch.where(bernoulli_mask(xq, self.stage.drop_prob), xq, xf)
+                xq = drop_select(xf, xq, self.stage.drop_prob)
             mixed.append(xq)
         if self.twin:
             out = self.item(*[torch.cat([a, b]) for a, b in zip(mixed, pure)])[0]
-            local, pure_out = out[: idx.numel()], out[idx.numel():]
+            local, pure_out = out.split(idx.numel())  # one backward (a cat), not two zero-filled slices
         else:
             local = pure_out = self.item(*mixed)[0]
         w = fisher_weight(self.weights.gather(idx, dev)) if self.weights is not None else None
