@@ -12,7 +12,8 @@ import torch
 from torch import nn
 
 from .errors import CheckpointError
-from .nn import QUANT_LAYERS, placement
+from .nn import placement
+from .nn.ops import quant_ops
 from .utils.io import atomic_torch_save, load_torch_file
 
 FORMAT = "ptqvision.quantized"
@@ -23,9 +24,11 @@ def save_quantized(path: str, model: nn.Module, meta: dict[str, Any]) -> None:
     """Write the quantized model's state (weights hard-quantized), its placement and ``meta`` atomically."""
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     with torch.no_grad():
-        for name, layer in model.named_modules():
-            if isinstance(layer, QUANT_LAYERS):
-                state[f"{name}.weight" if name else "weight"] = layer.quantized_weight().detach().cpu()
+        for name, op in quant_ops(model):
+            quantizers = op.quantizers()
+            for role, weight in op.weights().items():  # a weight's role is its attribute name
+                if role in quantizers and op.quantize_weight:
+                    state[f"{name}.{role}" if name else role] = quantizers[role](weight).detach().cpu()
     meta = {**meta, "placement": placement(model)}
     atomic_torch_save(path, {"format": FORMAT, "version": VERSION, "state_dict": state, "meta": meta})
 

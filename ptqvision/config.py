@@ -18,10 +18,13 @@ from .recon.settings import ReconSettings, apply_preset
 FREE = object()  # marks a value whose inner keys are not checked
 
 DEFAULTS: dict[str, Any] = {
-    "model": {"type": None, "name": None, "weights": None, "num_classes": 1000, "seed": 0, "kwargs": FREE},
+    "model": {"type": None, "name": None, "weights": None, "num_classes": 1000, "seed": 0, "kwargs": FREE,
+              "family": "auto"},
+    "task": {"type": "classification"},
     "data": {
-        "calib": {"root": None, "list_file": None},
-        "val": {"root": None, "list_file": None},
+        # type 'images' (ImageFolder tree under root, or a list file) or 'mnist_csv' (file, rows [start, stop))
+        "calib": {"type": "images", "root": None, "list_file": None, "file": None, "rows": None},
+        "val": {"type": "images", "root": None, "list_file": None, "file": None, "rows": None},
         "preprocess": {"resize": None, "crop": None, "interpolation": None, "mean": None, "std": None},
         "batch_size": 64,
         "num_workers": 0,
@@ -69,6 +72,12 @@ def resolve(cfg: Mapping) -> dict:
     QuantConfig.from_any(out["quant"])  # validates bits, observers, overrides
     if not out["model"]["type"]:
         raise ConfigError("model.type is required")
+    from . import models, tasks  # noqa: F401  (registers the built-in adapters and tasks)
+    from .registry import ADAPTERS, TASKS, lookup
+
+    if out["model"]["family"] != "auto":
+        lookup(ADAPTERS, out["model"]["family"], "model.family")
+    lookup(TASKS, out["task"]["type"], "task.type")
     minimum = {"calib.num_samples": 1, "calib.batch_size": 1, "recon.batch_size": 1, "data.batch_size": 1,
                "recon.iters": 0, "seed": 0, "calib.seed": 0, "model.seed": 0, "data.num_workers": 0}
     for key, low in minimum.items():
@@ -81,9 +90,12 @@ def resolve(cfg: Mapping) -> dict:
         section, name = key.split(".")
         if not isinstance(out[section][name], bool):
             raise ConfigError(f"{key} must be true or false, got {out[section][name]!r}")
-    from .methods import PRESETS, get_method
+    from .methods import PRESETS, QUANT_DEFAULTS, QUANT_PRESETS, get_method
 
     get_method(out["method"]["type"])
+    for key, default in QUANT_DEFAULTS.items():
+        if out["quant"][key] is None:
+            out["quant"][key] = QUANT_PRESETS.get(out["method"]["type"], {}).get(key, default)
     if out["method"]["type"] in PRESETS:
         out["recon"] = apply_preset(out["recon"], PRESETS[out["method"]["type"]])
         ReconSettings.from_dict(out["recon"])

@@ -1,4 +1,5 @@
-"""The pipeline: build → calibrate → reconstruct → evaluate → save, with logging, progress and resume."""
+"""The pipeline: adapter.build → quantize → calibrate → method → task evaluator → save, with logging,
+progress and resume. It names no model family and no dataset: the adapter and the task do."""
 from __future__ import annotations
 
 import hashlib
@@ -17,14 +18,13 @@ from torch import nn
 from . import __version__
 from .checkpoint import load_into, load_quantized, save_quantized
 from .config import dump_config, load_config
-from .data import ClassificationDataset, build_loader, build_transform, sample_calibration
-from .errors import ConfigError, DataError
-from .eval import ClassificationEvaluator
+from .errors import ConfigError
 from .methods import get_method, uses_reconstruction
-from .models import build_model
-from .nn import calibrate, check_ready, placement, quantize
+from .models import ModelAdapter, adapter_for, build_model
+from .nn import QuantConfig, check_ready, placement
 from .recon import ReconSettings, describe_partition
 from .recon.engine import PLOT_FILE, RECORDS_FILE, STATE_FILE
+from .tasks import Task, build_task
 from .utils.io import atomic_write_json, atomic_write_text
 
 LOG = logging.getLogger("ptqvision")
@@ -39,7 +39,9 @@ class RunContext:
     device: torch.device
     fp_model: nn.Module
     qmodel: nn.Module
-    calib_loader: Any
+    calib_batches: list
+    adapter: ModelAdapter
+    task: Task
     resume: bool = False
     fingerprint: str = ""
     log: logging.Logger = field(default_factory=lambda: LOG)
@@ -94,45 +96,46 @@ def build_preprocess(cfg: dict, default: dict) -> dict:
     """Return the model's default preprocessing with the config's non-null overrides applied."""
     out = dict(default)
     out.update({k: v for k, v in cfg["data"]["preprocess"].items() if v is not None})
-    out["mean"], out["std"] = list(out["mean"]), list(out["std"])
+    for key in ("mean", "std"):
+        if key in out:
+            out[key] = list(out[key])
     return out
 
 
-def build_dataset(cfg: dict, split: str, transform) -> ClassificationDataset:
-    """Return the dataset of ``data.<split>``; raise ConfigError when it is not configured."""
-    section = cfg["data"][split]
-    if not section["root"]:
-        raise ConfigError(f"data.{split}.root is required")
-    return ClassificationDataset(section["root"], section["list_file"], transform=transform)
-
-
-def build_quantized(cfg: dict) -> tuple[nn.Module, nn.Module, dict]:
-    """Return (FP model, uncalibrated quantized twin, preprocessing) for a resolved config."""
+def build_quantized(cfg: dict) -> tuple[nn.Module, nn.Module, dict, ModelAdapter]:
+    """Return (FP model, uncalibrated quantized twin, preprocessing, adapter) for a resolved config."""
     fp_model, default_pre = build_model(cfg["model"])
-    qmodel = quantize(fp_model, cfg["quant"])
-    return fp_model, qmodel, build_preprocess(cfg, default_pre)
+    adapter = adapter_for(fp_model, cfg["model"]["family"])
+    qmodel = adapter.quantize(fp_model, QuantConfig.from_any(cfg["quant"]))
+    return fp_model, qmodel, build_preprocess(cfg, default_pre), adapter
 
 
-def placement_table(rows: list[dict]) -> str:
-    """Return the placement as an aligned text table."""
+def placement_table(rows: list[dict], full_precision: list[dict] | None = None) -> str:
+    """Return the placement as an aligned text table, then the ops kept in full precision on purpose."""
     width = max([len(r["name"]) for r in rows] + [4])
-    lines = [f"{'name':<{width}}  kind    bits  granularity  symmetric  observer"]
+    lines = [f"{'name':<{width}}  kind    bits  granularity  symmetric  observer       type"]
     lines += [f"{r['name']:<{width}}  {r['kind']:<6}  {r['bits']:>4}  {r['granularity']:<11}  "
-              f"{str(r['symmetric']):<9}  {r['observer']}" for r in rows]
+              f"{str(r['symmetric']):<9}  {r['observer']:<13}  {r.get('type', '-')}" for r in rows]
     w = sum(r["kind"] == "weight" for r in rows)
     lines.append(f"{len(rows)} quantizers: {w} weight, {len(rows) - w} activation")
+    if full_precision:
+        fw = max(len(r["name"]) for r in full_precision)
+        lines.append(f"\nkept in full precision on purpose ({len(full_precision)}):")
+        lines += [f"  {r['name']:<{fw}}  {r['what']}" for r in full_precision]
     return "\n".join(lines)
 
 
 def summary_table(results: dict) -> str:
     """Return the short final table: FP and quantized top-1/top-5, bits, method, time."""
     fp, q = results["metrics"].get("fp", {}), results["metrics"]["quant"]
+    keys = [k for k, v in q.items() if isinstance(v, float)]
     fmt = lambda d, k: f"{d[k]:6.2f}" if k in d else "     -"  # noqa: E731
+    head = " ".join(f"{k:>6}" for k in keys)
     rows = [
-        f"{'model':<22} {'method':<8} {'W/A':<5} {'top1':>6} {'top5':>6} {'time(s)':>8}",
-        f"{results['model']:<22} {'fp':<8} {'32/32':<5} {fmt(fp, 'top1')} {fmt(fp, 'top5')} {'':>8}",
+        f"{'model':<22} {'method':<8} {'W/A':<5} {head} {'time(s)':>8}",
+        f"{results['model']:<22} {'fp':<8} {'32/32':<5} {' '.join(fmt(fp, k) for k in keys)} {'':>8}",
         f"{results['model']:<22} {results['method']:<8} {results['w_bits']}/{results['a_bits']:<3} "
-        f"{fmt(q, 'top1')} {fmt(q, 'top5')} {results['time_s']['total']:8.1f}",
+        f"{' '.join(fmt(q, k) for k in keys)} {results['time_s']['total']:8.1f}",
     ]
     return "\n".join(rows)
 
@@ -156,14 +159,16 @@ def run(config_path: str, work_dir: str | None = None, options: list[str] | None
     method = get_method(cfg["method"]["type"])
     torch.manual_seed(cfg["seed"])
 
-    fp_model, qmodel, pre = build_quantized(cfg)
+    fp_model, qmodel, pre, adapter = build_quantized(cfg)
     rows = placement(qmodel)
+    fp_rows = adapter.full_precision(qmodel)
     # checked before any work: the partition exists and distribution correction has BN statistics
-    units = (describe_partition(qmodel, ReconSettings.from_dict(cfg["recon"]), fp_model)
-             if uses_reconstruction(cfg["method"]["type"]) else None)
+    settings = ReconSettings.from_dict(cfg["recon"]) if uses_reconstruction(cfg["method"]["type"]) else None
+    schedule = adapter.schedule(qmodel, settings.partition, settings.skip_first_layer) if settings else None
+    units = describe_partition(schedule, settings, fp_model) if settings else None
     if dry_run:
-        print(placement_table(rows))
-        out = {"placement": rows}
+        print(placement_table(rows, fp_rows))
+        out = {"placement": rows, "full_precision": fp_rows}
         if units is not None:
             out["partition"] = units
             print(f"\nreconstruction units ({cfg['method']['type']}):\n{units}")
@@ -173,46 +178,46 @@ def run(config_path: str, work_dir: str | None = None, options: list[str] | None
         archive_previous(work_dir)
     setup_logging(work_dir)
     atomic_write_text(os.path.join(work_dir, "config.py"), dump_config(cfg))
-    LOG.info("config %s -> %s (device %s)", config_path, work_dir, dev)
-    transform = build_transform(pre)
-    val_set = build_dataset(cfg, "val", transform)
-    calib_set = build_dataset(cfg, "calib", transform)
-    for name, dataset in (("val", val_set), ("calib", calib_set)):
-        check_labels(dataset, cfg["model"]["num_classes"], f"data.{name}")
-    calib_subset, calib_info = sample_calibration(calib_set, cfg["calib"]["num_samples"], cfg["calib"]["seed"])
-    LOG.info("calibration: %d images, seed %d, sha256 %s", calib_info["num_samples"], calib_info["seed"],
+    LOG.info("config %s -> %s (device %s, %s adapter, %s task)", config_path, work_dir, dev, adapter.name,
+             cfg["task"]["type"])
+    task = build_task(cfg, pre)
+    calib_batches, calib_info = task.calibration()
+    LOG.info("calibration: %d samples, seed %d, sha256 %s", calib_info["num_samples"], calib_info["seed"],
              calib_info["sha256"][:16])
     progress = bool(cfg["eval"]["progress"])
-    evaluator = ClassificationEvaluator(build_loader(val_set, cfg["data"]["batch_size"], cfg["data"]["num_workers"]),
-                                        device=dev, progress=progress)
+    evaluator = task.evaluator(dev, progress)
     times = {"calibration": 0.0, "reconstruction": 0.0, "evaluation": 0.0}
 
     metrics: dict[str, dict] = {}
     if cfg["eval"]["fp"]:
         metrics["fp"], times["evaluation"] = fp_metrics(cfg, pre, fp_model.to(dev), evaluator, work_dir, resume)
-        LOG.info("fp: top1 %.2f top5 %.2f", metrics["fp"]["top1"], metrics["fp"]["top5"])
+        LOG.info("fp: %s", task.format_metrics(metrics["fp"]))
 
     ckpt_path = os.path.join(work_dir, "quantized.pth")
     run_key = fingerprint({k: v for k, v in cfg.items() if k not in ("eval", "device")})
     qmodel.to(dev)
     finished = load_quantized(ckpt_path) if resume and os.path.isfile(ckpt_path) else None
     report = None
+    calib_record: dict = {}
     if finished is not None and finished["meta"].get("fingerprint") == run_key:
+        adapter.restore(qmodel, finished["meta"].get("adapter_state", {}))
         load_into(qmodel, finished, ckpt_path)
         report = _read_json(os.path.join(work_dir, RECORDS_FILE))
+        calib_record = finished["meta"].get("calibration", {})
         LOG.info("resume: quantized model from %s", ckpt_path)
     else:
-        calib_loader = build_loader(calib_subset, cfg["calib"]["batch_size"], cfg["data"]["num_workers"])
         t = time.perf_counter()
-        calibrate(qmodel, (x for x, _ in calib_loader), dev, progress=progress)
+        calib_record = adapter.calibrate(qmodel, calib_batches, dev, progress=progress)
         times["calibration"] = time.perf_counter() - t
         LOG.info("calibrated %d quantizers in %.1fs", len(rows), times["calibration"])
         t = time.perf_counter()
-        report = method(RunContext(cfg, work_dir, dev, fp_model.to(dev), qmodel, calib_loader, resume, run_key))
+        report = method(RunContext(cfg, work_dir, dev, fp_model.to(dev), qmodel, calib_batches, adapter, task,
+                                   resume, run_key))
         times["reconstruction"] = time.perf_counter() - t
         check_ready(qmodel)
         save_quantized(ckpt_path, qmodel, {"fingerprint": run_key, "config": dump_config(cfg),
-                                           "model": cfg["model"], "quant": cfg["quant"]})
+                                           "model": cfg["model"], "quant": cfg["quant"],
+                                           "adapter_state": adapter.state(qmodel), "calibration": calib_record})
         state = os.path.join(work_dir, STATE_FILE)
         if os.path.exists(state):  # the finished checkpoint supersedes the per-unit state
             os.unlink(state)
@@ -221,13 +226,15 @@ def run(config_path: str, work_dir: str | None = None, options: list[str] | None
     t = time.perf_counter()
     metrics["quant"] = evaluator.evaluate(qmodel)
     times["evaluation"] += time.perf_counter() - t
-    LOG.info("quant: top1 %.2f top5 %.2f", metrics["quant"]["top1"], metrics["quant"]["top5"])
+    LOG.info("quant: %s", task.format_metrics(metrics["quant"]))
     times["total"] = time.perf_counter() - t_start
 
     results = {
         "config": config_path,
         "model": model_name(cfg),
         "method": cfg["method"]["type"],
+        "task": cfg["task"]["type"],
+        "adapter": adapter.name,
         "w_bits": cfg["quant"]["w_bits"],
         "a_bits": cfg["quant"]["a_bits"],
         "metrics": metrics,
@@ -237,9 +244,12 @@ def run(config_path: str, work_dir: str | None = None, options: list[str] | None
         "versions": versions(),
         "quant": cfg["quant"],
         "preprocess": pre,
-        "data": {"val": cfg["data"]["val"], "num_val_images": len(val_set)},
+        "data": task.describe_data(),
         "placement": rows,
+        "full_precision": fp_rows,
     }
+    if calib_record:
+        results["calibration"] = calib_record
     if uses_reconstruction(cfg["method"]["type"]):
         results["recon"] = cfg["recon"]
         if report:
@@ -251,11 +261,12 @@ def run(config_path: str, work_dir: str | None = None, options: list[str] | None
     return results
 
 
-def fp_metrics(cfg: dict, pre: dict, fp_model: nn.Module, evaluator: ClassificationEvaluator, work_dir: str,
+def fp_metrics(cfg: dict, pre: dict, fp_model: nn.Module, evaluator: Any, work_dir: str,
                resume: bool) -> tuple[dict, float]:
     """Return (full-precision metrics, seconds spent); reused on resume when model, data and
     preprocessing are unchanged."""
-    key = fingerprint([cfg["model"], cfg["data"]["val"], pre, cfg["data"]["batch_size"], str(evaluator.device)])
+    key = fingerprint([cfg["model"], cfg["task"], cfg["data"]["val"], pre, cfg["data"]["batch_size"],
+                       str(evaluator.device)])
     path = os.path.join(work_dir, "fp_metrics.json")
     cached = _read_json(path) if resume else None
     if cached and cached.get("fingerprint") == key:
@@ -287,13 +298,6 @@ def archive_previous(work_dir: str) -> None:
         os.replace(os.path.join(work_dir, name), os.path.join(previous, name))
 
 
-def check_labels(dataset: ClassificationDataset, num_classes: int, what: str) -> None:
-    """Raise DataError if a label cannot be a class of the model (it would silently count as wrong)."""
-    top = max(label for _, label in dataset.samples)
-    if top >= num_classes:
-        raise DataError(f"{what}: label {top} is out of range for a model with {num_classes} classes")
-
-
 def _read_json(path: str) -> dict | None:
     try:
         with open(path) as f:
@@ -310,11 +314,9 @@ def reevaluate(config_path: str, checkpoint: str, options: list[str] | None = No
     payload = load_quantized(checkpoint)
     cfg, _ = load_config(config_path, list(options or []) + ["model.weights=random"])
     dev = resolve_device(cfg["device"])
-    _, qmodel, pre = build_quantized(cfg)
+    _, qmodel, pre, adapter = build_quantized(cfg)
+    adapter.restore(qmodel, payload["meta"].get("adapter_state", {}))
     load_into(qmodel, payload, checkpoint)
     qmodel.to(dev)
     check_ready(qmodel)
-    val_set = build_dataset(cfg, "val", build_transform(pre))
-    evaluator = ClassificationEvaluator(build_loader(val_set, cfg["data"]["batch_size"], cfg["data"]["num_workers"]),
-                                        device=dev, progress=bool(cfg["eval"]["progress"]))
-    return evaluator.evaluate(qmodel)
+    return build_task(cfg, pre).evaluator(dev, bool(cfg["eval"]["progress"])).evaluate(qmodel)

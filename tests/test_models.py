@@ -64,8 +64,8 @@ def test_weights_required_without_default() -> None:
 
 
 def test_register_model_custom_builder(monkeypatch: pytest.MonkeyPatch) -> None:
-    from ptqvision.models import registry
-    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))  # keep the global registry clean
+    from ptqvision.registry import MODELS
+    monkeypatch.setattr(MODELS, "_module_dict", dict(MODELS._module_dict))  # keep the global registry clean
 
     @register_model("_test_tiny")
     def _tiny(cfg):

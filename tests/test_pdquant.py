@@ -67,7 +67,7 @@ def test_kl_is_zero_for_equal_logits_and_positive_otherwise():
 
 def fp_stream(r: Reconstructor, x: torch.Tensor) -> list[dict]:
     """The environment of graph values after each item, all in full precision."""
-    env, out = {r.input_node: x}, []
+    env, out = {r.inputs[0]: x}, []
     with torch.no_grad(), r.full_precision():
         for item in r.items:
             for node, value in zip(item.outputs, item(*[env[n] for n in item.inputs])):
@@ -128,7 +128,7 @@ def test_gradients_reach_only_the_current_units_learnable_parameters(trained):
 
     def spy(self, idx):
         rec, pd = orig(self, idx)
-        layers, acts = unit_quantizers(gm, self.item.unit)
+        layers, acts = unit_quantizers(self.item)
         unit_params = {m.weight_quantizer.alpha for m in layers} | {a.scale for a in acts if a.enabled}
         trainable = {p for p in gm.parameters() if p.requires_grad}
         seen.append((self.item.unit.name, autograd_leaves(rec), autograd_leaves(pd), unit_params, trainable,
@@ -258,9 +258,9 @@ def test_activation_ranges_are_reinitialised_behind_the_quantized_prefix(trained
     scales = {}
     for n in (0, 64):
         gm = build_rtn(model, x)
-        unit = next(u for u in Reconstructor(gm, [x], settings(dc=False), torch.device("cpu")).units
-                    if u.name == "body.1")
-        acts = [a for a in unit_quantizers(gm, unit)[1] if a.enabled]
+        item = next(it for it in Reconstructor(gm, [x], settings(dc=False), torch.device("cpu")).items
+                    if it.unit is not None and it.unit.name == "body.1")
+        acts = [a for a in unit_quantizers(item)[1] if a.enabled]
         before = [a.scale.detach().clone() for a in acts]
         orig = Reconstructor._optimise
 

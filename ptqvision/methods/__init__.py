@@ -1,24 +1,31 @@
 """Methods are presets of the engine: each is a function that refines a calibrated quantized twin, and
-(for the reconstruction methods) a preset of the ``recon`` settings it implies."""
+(for the reconstruction methods) a preset of the ``recon`` settings it implies; a method may also preset
+placement options it is defined with (RepQ-ViT: LayerNorm reparameterisation and a log√2 softmax)."""
 from __future__ import annotations
 
 from typing import Callable
 
-from ..errors import ConfigError
+from ..registry import METHODS, lookup
 from . import adaround, brecq, pdquant, qdrop
 from .rtn import rtn
 
-METHODS: dict[str, Callable] = {"rtn": rtn, "adaround": adaround.adaround, "brecq": brecq.brecq,
-                                "qdrop": qdrop.qdrop, "pdquant": pdquant.pdquant}
+METHODS.register_module(name="rtn", module=rtn)
+METHODS.register_module(name="repqvit", module=rtn)  # calibration only: its preset is all placement
+METHODS.register_module(name="adaround", module=adaround.adaround)
+METHODS.register_module(name="brecq", module=brecq.brecq)
+METHODS.register_module(name="qdrop", module=qdrop.qdrop)
+METHODS.register_module(name="pdquant", module=pdquant.pdquant)
+
 PRESETS: dict[str, dict] = {"adaround": adaround.PRESET, "brecq": brecq.PRESET, "qdrop": qdrop.PRESET,
                            "pdquant": pdquant.PRESET}
+# Placement options a method is defined with; they fill quant.* keys the config leaves at None.
+QUANT_PRESETS: dict[str, dict] = {"repqvit": {"ln_reparam": True, "softmax": "log_sqrt2"}}
+QUANT_DEFAULTS = {"ln_reparam": False, "softmax": "uniform"}
 
 
 def get_method(name: str) -> Callable:
     """Return the method function registered under ``name``."""
-    if name not in METHODS:
-        raise ConfigError(f"unknown method.type '{name}'; available: {sorted(METHODS)}")
-    return METHODS[name]
+    return lookup(METHODS, name, "method.type")
 
 
 def uses_reconstruction(name: str) -> bool:

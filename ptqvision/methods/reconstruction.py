@@ -14,7 +14,8 @@ NO_PD = dict(OFF_UNLESS_SET)
 def run_reconstruction(context: Any) -> dict:
     """Reconstruct ``context.qmodel`` in place with ``context.cfg['recon']``; return the engine's report."""
     settings = ReconSettings.from_dict(context.cfg["recon"])
-    batches = [x for x, _ in context.calib_loader]
-    return reconstruct(context.qmodel, batches, settings, context.device, work_dir=context.work_dir,
+    schedule = context.adapter.schedule(context.qmodel, settings.partition, settings.skip_first_layer)
+    return reconstruct(context.qmodel, context.calib_batches, settings, context.device, work_dir=context.work_dir,
                        seed=context.cfg["seed"], fp_model=context.fp_model, fingerprint=context.fingerprint,
-                       resume=context.resume, progress=bool(context.cfg["eval"]["progress"]))
+                       resume=context.resume, progress=bool(context.cfg["eval"]["progress"]), schedule=schedule,
+                       distance=context.task.distance)

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import nn
 
 from ..errors import CheckpointError, ConfigError
+from ..registry import MODELS
 from ..utils.io import load_torch_file, short_reason
 
 Preprocess = dict[str, Any]
@@ -26,26 +26,23 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 _WEIGHTS_REQUIRED = "model.weights is required: a checkpoint path or 'random'"
 
 
-@dataclass(frozen=True)
-class _Entry:
-    builder: Builder
-    default_weights: Callable[[], str] | None
-
-
-_REGISTRY: dict[str, _Entry] = {}
+_DEFAULT_WEIGHTS: dict[str, Callable[[], str] | None] = {}
 
 
 def register_model(name: str, default_weights: Callable[[], str] | None = None) -> Callable[[Builder], Builder]:
-    """Return a decorator that registers a builder under ``name``.
+    """Return a decorator that registers a builder under ``name`` (in the MODELS registry).
 
     ``default_weights``, when given, returns the checkpoint path used when ``cfg['weights']`` is None
     (it may raise ConfigError, e.g. when the package that ships the file is not installed).
     """
 
     def decorator(fn: Builder) -> Builder:
-        if name in _REGISTRY and _REGISTRY[name].builder is not fn:
+        existing = MODELS.module_dict.get(name)
+        if existing is not None and existing is not fn:
             raise ValueError(f"model type {name!r} is already registered")
-        _REGISTRY[name] = _Entry(fn, default_weights)
+        if existing is None:
+            MODELS.register_module(name=name, module=fn)
+        _DEFAULT_WEIGHTS[name] = default_weights
         return fn
 
     return decorator
@@ -53,7 +50,7 @@ def register_model(name: str, default_weights: Callable[[], str] | None = None) 
 
 def list_models() -> list[str]:
     """Return the registered model types, sorted."""
-    return sorted(_REGISTRY)
+    return sorted(MODELS.module_dict)
 
 
 def imagenet_preprocess(resize: int = 256, crop: int = 224, interpolation: str = "bilinear",
@@ -91,23 +88,24 @@ def build_model(cfg: Mapping[str, Any]) -> tuple[nn.Module, Preprocess]:
     if not isinstance(cfg, Mapping):
         raise ConfigError(f"model config must be a mapping, got {type(cfg).__name__}")
     kind = cfg.get("type")
-    if kind not in _REGISTRY:
+    builder = MODELS.module_dict.get(kind) if isinstance(kind, str) else None
+    if builder is None:
         raise ConfigError(f"unknown model.type {kind!r}; valid types: {', '.join(list_models())}")
-    entry = _REGISTRY[kind]
+    default_weights = _DEFAULT_WEIGHTS.get(kind)
     weights = cfg.get("weights")
     if weights is not None and not isinstance(weights, (str, os.PathLike)):
         raise ConfigError(f"model.weights must be a checkpoint path, 'random' or null, got {type(weights).__name__}")
     if weights is None:
-        if entry.default_weights is None:
+        if default_weights is None:
             raise ConfigError(_WEIGHTS_REQUIRED)
-        weights = entry.default_weights()
+        weights = default_weights()
     seed = cfg.get("seed", 0)
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise ConfigError(f"model.seed must be an integer, got {seed!r}")
     # fork_rng: building must be reproducible without disturbing the caller's global RNG stream.
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        model, preprocess = entry.builder(cfg)
+        model, preprocess = builder(cfg)
     if weights != "random":
         load_weights(model, os.fspath(weights))
     return model.to("cpu").eval(), dict(preprocess)

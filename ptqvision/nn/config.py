@@ -27,6 +27,12 @@ class QuantConfig:
     quantize_residual_output: bool = True  # papers differ silently; recorded in every result
     fold_bn: bool = True
     overrides: list = field(default_factory=list)  # [{'pattern': 'layer4.*', 'w_bits': 8, 'a_bits': 8}]
+    # Transformers (REFERENCE.md section 4); CNN placements ignore these.
+    softmax: str | None = None           # post-softmax map: 'uniform', 'log2', 'log_sqrt2', 'agq' (None: the
+                                         # method's preset, else 'uniform')
+    attn_granularity: str = "tensor"     # q, k, v ranges: 'tensor' or 'head'
+    ln_reparam: bool | None = None       # RepQ-ViT LayerNorm reparameterisation (None: the method's preset, else off)
+    patch_embed_a_bits: int = 8          # the image entering the patch embedding
 
     def __post_init__(self) -> None:
         check_bits(self.w_bits, "quant.w_bits")
@@ -38,6 +44,13 @@ class QuantConfig:
         for key in ("w_observer", "a_observer"):
             if getattr(self, key) not in OBSERVERS:
                 raise ConfigError(f"quant.{key} must be one of {sorted(OBSERVERS)}, got {getattr(self, key)!r}")
+        check_bits(self.patch_embed_a_bits, "quant.patch_embed_a_bits")
+        if self.softmax not in (None, "uniform", "log2", "log_sqrt2", "agq"):
+            raise ConfigError(f"quant.softmax must be 'uniform', 'log2', 'log_sqrt2' or 'agq', got {self.softmax!r}")
+        if self.attn_granularity not in ("tensor", "head"):
+            raise ConfigError(f"quant.attn_granularity must be 'tensor' or 'head', got {self.attn_granularity!r}")
+        if self.ln_reparam is not None and not isinstance(self.ln_reparam, bool):
+            raise ConfigError(f"quant.ln_reparam must be true or false, got {self.ln_reparam!r}")
         for key in ("w_symmetric", "a_symmetric", "head_stem_8bit", "stem_output_8bit",
                     "quantize_residual_output", "fold_bn"):
             if not isinstance(getattr(self, key), bool):

@@ -14,6 +14,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..quant import UniformQuantizer
+from ..quant.base import Quantizer
+from .ops import QuantOp
 
 
 def same_pad_amounts(size: int, kernel_size: int, stride: int, dilation: int = 1) -> tuple[int, int]:
@@ -30,8 +32,9 @@ def tf_same_pad(x: torch.Tensor, kernel_size: tuple[int, int], stride: tuple[int
     return F.pad(x, [left, right, top, bottom]) if top or bottom or left or right else x
 
 
-class QuantLayerMixin:
-    """Shared state and helpers of QuantConv2d and QuantLinear."""
+class QuantLayerMixin(QuantOp):
+    """Shared state and helpers of QuantConv2d and QuantLinear: a weight quantizer and optional input and
+    output quantizers (an activation fused into the layer runs before the output quantizer)."""
 
     weight_quantizer: UniformQuantizer
     input_quantizer: Optional[UniformQuantizer]
@@ -44,6 +47,13 @@ class QuantLayerMixin:
         self.register_module("output_quantizer", None)
         self.register_module("act", None)
         self.quantize_weight = True
+
+    def quantizers(self) -> dict[str, Quantizer]:
+        out = {"weight": self.weight_quantizer, "input": self.input_quantizer, "output": self.output_quantizer}
+        return {k: v for k, v in out.items() if v is not None}
+
+    def weights(self) -> dict[str, nn.Parameter]:
+        return {"weight": self.weight}
 
     @torch.no_grad()
     def _copy_params_from(self, src: nn.Module) -> None:

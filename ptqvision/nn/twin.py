@@ -26,10 +26,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ConfigError, InvariantError, UnsupportedLayerError
-from ..quant import UniformQuantizer
+from ..quant import AdaRoundQuantizer, UniformQuantizer
+from ..quant.base import Quantizer
 from .config import QuantConfig
 from .fold import fold_bn_into_conv
 from .modules import QUANT_LAYERS, QuantConv2d, QuantLinear
+from .ops import weight_quantizer_ids
 from .trace import trace
 
 ACTIVATION_MODULES = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.Hardtanh, nn.Hardswish, nn.SiLU, nn.GELU,
@@ -319,14 +321,21 @@ def _apply_bit_rules(gm: fx.GraphModule, cfg: QuantConfig, layers: list[fx.Node]
         stem = gm.get_submodule(layers[0].target)
         if stem.output_quantizer is not None:
             stem.output_quantizer.set_bits(8)
+    apply_overrides(gm, cfg)
+
+
+def apply_overrides(model: nn.Module, cfg: QuantConfig) -> None:
+    """Apply ``cfg.overrides`` (fnmatch patterns on op or quantizer names) to the quantizers' bits; a pattern
+    that matches nothing is an error."""
+    weights = weight_quantizer_ids(model)
     for i, rule in enumerate(cfg.overrides):
         matched = False
-        for name, q in iter_quantizers(gm):
-            owner, _, role = name.rpartition(".")
+        for name, q in iter_quantizers(model):
+            owner = name.rpartition(".")[0]
             if not fnmatch.fnmatchcase(owner, rule["pattern"]) and not fnmatch.fnmatchcase(name, rule["pattern"]):
                 continue
             matched = True
-            key = "w_bits" if role == "weight_quantizer" else "a_bits"
+            key = "w_bits" if id(q) in weights else "a_bits"
             if key in rule:
                 q.set_bits(rule[key])
         if not matched:
@@ -358,26 +367,25 @@ def quantize(model: nn.Module, config: QuantConfig | Mapping | None = None) -> f
     return gm.to(device)
 
 
-def iter_quantizers(model: nn.Module) -> Iterator[tuple[str, UniformQuantizer]]:
-    """Yield (name, quantizer) for every quantizer of ``model`` in module order."""
+def iter_quantizers(model: nn.Module) -> Iterator[tuple[str, Quantizer]]:
+    """Yield (name, quantizer) for every quantizer of ``model`` in module order (AdaRound wrappers and the
+    quantizer they wrap both count)."""
     for name, m in model.named_modules():
-        if isinstance(m, UniformQuantizer):
+        if isinstance(m, Quantizer):
             yield name, m
 
 
 def placement(model: nn.Module) -> list[dict]:
-    """Return one record per quantizer: name, kind (weight/act), bits, granularity, symmetric, observer."""
-    rows = []
-    for name, q in iter_quantizers(model):
-        kind = "weight" if name.endswith("weight_quantizer") else "act"
-        rows.append({"name": name, "kind": kind, **q.describe()})
-    return rows
+    """Return one record per quantizer: name, kind (weight/act), type, bits, granularity, symmetric, observer."""
+    weights = weight_quantizer_ids(model)
+    return [{"name": name, "kind": "weight" if id(q) in weights else "act", **q.describe()}
+            for name, q in iter_quantizers(model) if not isinstance(q, AdaRoundQuantizer)]
 
 
 def check_ready(model: nn.Module) -> None:
-    """Raise InvariantError unless every quantizer is calibrated, frozen and never drops (evaluation)."""
-    problems = [f"{name}: {p}" for name, m in model.named_modules() if hasattr(m, "eval_problems")
-                for p in m.eval_problems()]
+    """Raise InvariantError unless every quantizer of every op is calibrated, frozen, hard-rounded and never
+    drops (evaluation), whatever its kind."""
+    problems = [f"{name}: {p}" for name, q in iter_quantizers(model) for p in q.eval_problems()]
     if problems:
         more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
         raise InvariantError("quantized model not ready for evaluation: " + "; ".join(problems[:3]) + more)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .base import Quantizer
 from .uniform import UniformQuantizer
 
 ZETA, GAMMA = 1.1, -0.1
@@ -28,9 +29,11 @@ def beta_schedule(step: int, total: int, warmup: float = 0.2, start: float = 20.
     return end + (start - end) * max(0.0, 1.0 - rel)
 
 
-class AdaRoundQuantizer(nn.Module):
+class AdaRoundQuantizer(Quantizer):
     """Weight quantizer with learnable rounding; takes scale and zero point from a calibrated
     :class:`UniformQuantizer` and the weight it rounds (fixed during reconstruction)."""
+
+    kind = "adaround"
 
     def __init__(self, base: UniformQuantizer, weight: torch.Tensor) -> None:
         super().__init__()
@@ -71,5 +74,12 @@ class AdaRoundQuantizer(nn.Module):
         self.hard = True
         self.alpha.requires_grad_(False)
 
+    @property
+    def is_calibrated(self) -> bool:
+        return self.base.is_calibrated
+
     def eval_problems(self) -> list[str]:
-        return [] if self.hard else ["AdaRound rounding is still soft"]
+        return super().eval_problems() + ([] if self.hard else ["AdaRound rounding is still soft"])
+
+    def describe(self) -> dict:
+        return self.base.describe()

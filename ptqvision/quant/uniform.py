@@ -8,6 +8,7 @@ from torch import nn
 
 from ..errors import ConfigError, InvariantError
 
+from .base import Quantizer
 from .functional import drop_select, fake_quantize_inplace, fake_quantize_lsq, keep_mask
 from .observers import build_observer
 
@@ -21,22 +22,29 @@ def check_bits(bits: int, what: str = "bits") -> int:
     return bits
 
 
-class UniformQuantizer(nn.Module):
-    """x̂ = s·(clamp(round(x/s) + z, 0, 2^b − 1) − z), per tensor or per channel.
+class UniformQuantizer(Quantizer):
+    """x̂ = s·(clamp(round(x/s) + z, 0, 2^b − 1) − z), per tensor, per channel or per head.
 
     States: *observing* (pass-through while an observer records ranges), *calibrated* (quantizes),
     *disabled* (identity). ``drop_prob`` < 1 quantizes each element only with that probability
     (QDrop); evaluation requires it to be exactly 1. ``scale`` is a parameter that is frozen by
     default, so learning the step (LSQ) only needs ``scale.requires_grad_(True)``.
+    Per head is per channel along the head axis of a (B, heads, tokens, dim) tensor (``per_head=True``).
     """
 
+    kind = "uniform"
+
     def __init__(self, bits: int = 8, num_channels: int = 1, ch_axis: int | None = None,
-                 symmetric: bool = False, observer: str = "lp", observer_kwargs: dict | None = None) -> None:
+                 symmetric: bool = False, observer: str = "lp", observer_kwargs: dict | None = None,
+                 per_head: bool = False) -> None:
         super().__init__()
         self.bits = check_bits(bits)
         if ch_axis is None and num_channels != 1:
             raise ValueError("a per-tensor quantizer has exactly one channel")
+        if per_head and ch_axis is None:
+            raise ValueError("a per-head quantizer needs the head axis as ch_axis")
         self.ch_axis = ch_axis
+        self.per_head = per_head
         self.symmetric = symmetric
         self.observer_name = observer
         self.observer_kwargs = dict(observer_kwargs or {})
@@ -45,10 +53,7 @@ class UniformQuantizer(nn.Module):
         self.register_buffer("zero_point", torch.zeros(num_channels))
         self.register_buffer("calibrated", torch.tensor(False))  # persisted in checkpoints
         self._ready = False  # host-side mirror: forward never syncs with the device to read the buffer
-        self.drop_prob = 1.0
-        self.enabled = True
         self.lsq_grad_scale = True  # LSQ: scale the step's gradient by 1/sqrt(N·Q_max) while it is learned
-        self.observer = None
 
     @property
     def qmax(self) -> int:
@@ -56,12 +61,26 @@ class UniformQuantizer(nn.Module):
 
     @property
     def granularity(self) -> str:
-        return "tensor" if self.ch_axis is None else "channel"
+        return "tensor" if self.ch_axis is None else ("head" if self.per_head else "channel")
+
+    @property
+    def is_calibrated(self) -> bool:
+        return self._ready and bool(self.calibrated)
+
+    def learnable_steps(self) -> list[nn.Parameter]:
+        return [self.scale]
 
     def set_bits(self, bits: int) -> None:
         """Change the bit width; the quantizer must be calibrated again afterwards."""
         self.bits = check_bits(bits)
         self._set_calibrated(False)
+
+    @torch.no_grad()
+    def set_qparams(self, scale: torch.Tensor, zero_point: torch.Tensor) -> None:
+        """Set (scale, zero point) directly (e.g. from an equivalence transform) and mark calibrated."""
+        self.scale.copy_(scale.reshape(self.scale.shape).to(self.scale))
+        self.zero_point.copy_(zero_point.reshape(self.zero_point.shape).to(self.zero_point))
+        self._set_calibrated(True)
 
     def _set_calibrated(self, value: bool) -> None:
         self.calibrated.fill_(value)
@@ -152,23 +171,10 @@ class UniformQuantizer(nn.Module):
             return torch.fake_quantize_per_tensor_affine(x, self.scale.detach(), zp, 0, self.qmax)
         return torch.fake_quantize_per_channel_affine(x, self.scale.detach(), zp, self.ch_axis, 0, self.qmax)
 
-    def eval_problems(self) -> list[str]:
-        """Return what keeps this quantizer from a valid evaluation state (empty when ready)."""
-        problems = []
-        if self.observer is not None:
-            problems.append("observer still active")
-        if not (self._ready and bool(self.calibrated)):
-            problems.append("not calibrated")
-        if self.drop_prob != 1.0:
-            problems.append(f"drop probability {self.drop_prob} != 1")
-        if not self.enabled:
-            problems.append("disabled")
-        return problems
-
     def describe(self) -> dict:
         """Return the placement record of this quantizer."""
-        return {"bits": self.bits, "granularity": self.granularity, "symmetric": self.symmetric,
-                "observer": self.observer_name}
+        return {"type": self.kind, "bits": self.bits, "granularity": self.granularity,
+                "symmetric": self.symmetric, "observer": self.observer_name}
 
     def extra_repr(self) -> str:
         return (f"bits={self.bits}, granularity={self.granularity}, symmetric={self.symmetric}, "

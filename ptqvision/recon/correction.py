@@ -20,7 +20,8 @@ from torch import nn
 
 from ..errors import ConfigError, PTQError
 from ..nn.trace import trace
-from .graph import Item, extract_module
+from ..models.fx_schedule import extract_module
+from ..models.schedule import Item
 from .losses import lp_loss
 
 

@@ -28,20 +28,19 @@ from dataclasses import dataclass
 from typing import Any, Iterator, Sequence
 
 import torch
-import torch.fx as fx
 from torch import nn
 from tqdm import tqdm
 
 from ..errors import CheckpointError
-from ..nn import QUANT_LAYERS, activation_quantizers
+from ..models.schedule import Item, Schedule, last_uses, partition_table, run_items, unit_quantizers
+from ..nn import activation_quantizers
 from ..nn.calibrate import calibrate_activations, observing
+from ..nn.ops import quant_ops
 from ..quant import AdaRoundQuantizer, beta_schedule, drop_select
 from ..utils.io import atomic_torch_save, atomic_write_json, load_torch_file
 from .cache import CachedValue, CachePolicy, choose_policy
 from .correction import correct_distribution, correction_blocks
-from .graph import Item, build_schedule, last_uses, run_items
 from .losses import fisher_weight, logits_kl, lp_loss
-from .partition import partition, partition_table, unit_quantizers
 from .settings import ReconSettings
 
 LOG = logging.getLogger("ptqvision")
@@ -77,9 +76,8 @@ def stages_for(s: ReconSettings) -> list[Stage]:
 # --- quantization state ------------------------------------------------------------------------
 def set_quant_state(model: nn.Module, weights: bool, acts: bool) -> None:
     """Turn weight and activation quantization on or off everywhere in ``model``."""
-    for m in model.modules():
-        if isinstance(m, QUANT_LAYERS):
-            m.quantize_weight = weights
+    for _, op in quant_ops(model):
+        op.quantize_weight = weights
     for q in activation_quantizers(model):
         q.enabled = acts
 
@@ -95,27 +93,37 @@ def _peak_memory(device: torch.device) -> dict:
 class Reconstructor:
     """Reconstructs a calibrated quantized twin unit by unit; see the module docstring."""
 
-    def __init__(self, qmodel: fx.GraphModule, batches: Sequence[torch.Tensor], settings: ReconSettings,
+    def __init__(self, qmodel: nn.Module, batches: Sequence[Any], settings: ReconSettings,
                  device: torch.device, work_dir: str | None = None, seed: int = 1005, fingerprint: str = "",
-                 resume: bool = False, progress: bool = True, fp_model: nn.Module | None = None) -> None:
+                 resume: bool = False, progress: bool = True, fp_model: nn.Module | None = None,
+                 schedule: Schedule | None = None, distance: Any = None) -> None:
         self.model = qmodel
         self.settings = settings
         self.device = torch.device(device)
-        self.batches = [b.to(self.device) for b in batches]
+        # a batch is one tensor or a tuple of tensors, one per model input (batch-first, same batch size)
+        self.batches = [tuple(t.to(self.device) for t in (b if isinstance(b, (tuple, list)) else (b,)))
+                        for b in batches]
         self.offsets = [0]
         for b in self.batches:
-            self.offsets.append(self.offsets[-1] + b.shape[0])
+            self.offsets.append(self.offsets[-1] + b[0].shape[0])
         self.num_samples = self.offsets[-1]
         self.work_dir = work_dir
         self.seed = seed
         self.fingerprint = fingerprint
         self.resume = resume
         self.progress = progress
-        self.units = partition(qmodel, settings.partition, settings.skip_first_layer)
-        self.items, self.input_node, self.final = build_schedule(qmodel, self.units)
+        if schedule is None:
+            from ..models.adapters import adapter_for
+
+            schedule = adapter_for(qmodel).schedule(qmodel, settings.partition, settings.skip_first_layer)
+        self.schedule = schedule
+        self.distance = distance or logits_kl  # the task's distance between FP and quantized outputs
+        self.items, self.inputs, self.final = schedule.items, list(schedule.inputs), schedule.output
+        self.units = schedule.units
         self.last_use = last_uses(self.items, self.final)
         # Hardened units get their rounded weights baked in; the full-precision stream needs the originals.
-        self.fp_weights = {m: m.weight.detach().clone() for m in qmodel.modules() if isinstance(m, QUANT_LAYERS)}
+        self.fp_weights = {(op, role): w.detach().clone() for _, op in quant_ops(qmodel)
+                           for role, w in op.weights().items()}
         self.acts = activation_quantizers(qmodel)
         self.dc_blocks = correction_blocks(fp_model, block_names(self.units)) if settings.dc else {}
         self.records: list[dict] = []
@@ -125,15 +133,15 @@ class Reconstructor:
     # -- streams ---------------------------------------------------------------------------------
     def _estimate_cache_bytes(self) -> int:
         """Return the fp32 bytes of the two streams at their fullest, from one probe batch."""
-        per_sample: dict[fx.Node, int] = {}
-        env = {self.input_node: self.batches[0][:1]}
+        per_sample: dict[Any, int] = {}
+        env = {key: t[:1] for key, t in zip(self.inputs, self.batches[0])}
         with torch.no_grad(), self.full_precision():
             for item in self.items:
                 for node, value in zip(item.outputs, item(*[env[n] for n in item.inputs])):
                     env[node] = value
                     if isinstance(value, torch.Tensor) and value.is_floating_point():
                         per_sample[node] = value.numel() * 4
-        live = {self.input_node}
+        live = set(self.inputs)
         peak = 0
         for i, item in enumerate(self.items):
             live |= set(item.outputs)
@@ -145,22 +153,27 @@ class Reconstructor:
     def full_precision(self, modules: set[nn.Module] | None = None) -> Iterator[None]:
         """Run the enclosed code with every quantizer off and the original full-precision weights (only
         among ``modules`` when given)."""
-        layers = {m: (m.weight.data, m.quantize_weight) for m in self.fp_weights if modules is None or m in modules}
+        keys = [key for key in self.fp_weights if modules is None or key[0] in modules]
+        saved = {key: getattr(key[0], key[1]).data for key in keys}
+        ops = {key[0]: key[0].quantize_weight for key in keys}
         acts = [q for q in self.acts if modules is None or q in modules]
         enabled = [q.enabled for q in acts]
-        for m in layers:
-            m.weight.data, m.quantize_weight = self.fp_weights[m], False
+        for op, role in keys:
+            getattr(op, role).data = self.fp_weights[(op, role)]
+            op.quantize_weight = False
         for q in acts:
             q.enabled = False
         try:
             yield
         finally:
-            for m, (w, flag) in layers.items():
-                m.weight.data, m.quantize_weight = w, flag
+            for (op, role), data in saved.items():
+                getattr(op, role).data = data
+            for op, flag in ops.items():
+                op.quantize_weight = flag
             for q, flag in zip(acts, enabled):
                 q.enabled = flag
 
-    def tail(self, k: int) -> tuple[list[Item], set[fx.Node]]:
+    def tail(self, k: int) -> tuple[list[Item], set[Any]]:
         """Return the items after item ``k`` (the rest of the network) and the values they read that are
         produced before it, other than item ``k``'s output."""
         tail = self.items[k + 1:]
@@ -181,10 +194,14 @@ class Reconstructor:
             return nullcontext()
         return torch.autocast(self.device.type, dtype=torch.bfloat16 if mode == "bf16" else torch.float16)
 
+    def _forward_batch(self, model: nn.Module, batch: tuple) -> Any:
+        """Run the whole model on one batch through its schedule (whatever its inputs)."""
+        return run_items(self.items, dict(zip(self.inputs, batch)), self.final)
+
     def _new_value(self) -> CachedValue:
         return CachedValue(self.policy, self.num_samples)
 
-    def _run_item_over_set(self, item: Item, stream: dict[fx.Node, CachedValue],
+    def _run_item_over_set(self, item: Item, stream: dict[Any, CachedValue],
                            target: CachedValue | None = None, store: bool = True) -> float:
         """Run ``item`` on every calibration batch of ``stream`` (no autograd), store its outputs in the
         stream (unless ``store`` is False) and return the mean Lp loss to ``target`` (NaN without one)."""
@@ -282,14 +299,16 @@ class Reconstructor:
         set_quant_state(self.model, True, stage.acts_on)
         if stage.name == "acts" and first_unit == 0:
             n = self.settings.stage2.init_samples
-            calibrate_activations(self.model, _first_samples(self.batches, n), progress=False)
+            calibrate_activations(self.model, _first_samples(self.batches, n), progress=False,
+                                  forward=self._forward_batch)
             LOG.info("stage %s: activation ranges re-initialised on %d images behind the quantized weights",
                      stage.name, min(n, self.num_samples))
-        image = CachedValue(self.policy, self.num_samples)
-        for i, b in enumerate(self.batches):
-            image.put(self.offsets[i], b)
-        fp: dict[fx.Node, CachedValue] = {self.input_node: image}
-        q: dict[fx.Node, CachedValue] = {self.input_node: image}
+        fp: dict[Any, CachedValue] = {}
+        for j, key in enumerate(self.inputs):
+            fp[key] = CachedValue(self.policy, self.num_samples)
+            for i, b in enumerate(self.batches):
+                fp[key].put(self.offsets[i], b[j])
+        q: dict[Any, CachedValue] = dict(fp)
         need_logits = self.settings.loss == "fisher" or self.settings.pd_loss
         fp_logits = self._fp_logits() if need_logits and first_unit < len(self.units) else None
         unit_index = 0
@@ -316,7 +335,7 @@ class Reconstructor:
         out = CachedValue(self.policy, self.num_samples)
         with torch.no_grad(), self.full_precision():
             for i, b in enumerate(self.batches):
-                out.put(self.offsets[i], run_items(self.items, {self.input_node: b}, self.final))
+                out.put(self.offsets[i], run_items(self.items, dict(zip(self.inputs, b)), self.final))
         return out
 
     def _fisher_grads(self, k: int, item: Item, fp: dict, q: dict, fp_logits: CachedValue) -> CachedValue:
@@ -332,7 +351,7 @@ class Reconstructor:
             env = {n: q[n].get(lo, hi, self.device, i) for n in needed}
             env[item.outputs[0]] = y
             z = run_items(tail, env, self.final)
-            loss = logits_kl(fp_logits.get(lo, hi, self.device, i), z)
+            loss = self.distance(fp_logits.get(lo, hi, self.device, i), z)
             (g,) = torch.autograd.grad(loss, y)
             grads.put(lo, g)
         return grads
@@ -372,7 +391,7 @@ class Reconstructor:
         t0 = time.perf_counter()
         s = self.settings
         torch.manual_seed(self.seed * 1000 + si * 100000 + index)  # per unit: identical after a resume
-        layers, acts = unit_quantizers(self.model, unit)
+        layers, acts = unit_quantizers(item)
         acts = [a for a in acts if a.enabled]
         if s.act_reinit_samples and stage.acts_on and acts:
             self._reinit_acts(item, q, acts, s.act_reinit_samples)
@@ -390,19 +409,20 @@ class Reconstructor:
         weights = None
         if s.loss == "fisher":
             weights = self._fisher_grads(k, item, fp, q, fp_logits)
-        rounders: list[AdaRoundQuantizer] = []
+        rounders: list[tuple[Any, str, AdaRoundQuantizer]] = []
         if stage.learn_weights:
-            for layer in layers:
-                rounders.append(AdaRoundQuantizer(layer.weight_quantizer, layer.weight))
-                layer.weight_quantizer = rounders[-1]
-        steps = [a.scale for a in acts] if stage.learn_acts else []
+            for op in layers:
+                for role, weight in op.weights().items():
+                    rounders.append((op, role, AdaRoundQuantizer(op.quantizers()[role], weight)))
+                    op.set_quantizer(role, rounders[-1][2])
+        steps = [p for a in acts for p in a.learnable_steps()] if stage.learn_acts else []
         for p in steps:
             p.requires_grad_(True)
         for a in acts:
             a.drop_prob = stage.drop_prob
         optimizers, schedulers = [], []
         if rounders:
-            optimizers.append(torch.optim.Adam([r.alpha for r in rounders], lr=s.weight_lr))
+            optimizers.append(torch.optim.Adam([r.alpha for _, _, r in rounders], lr=s.weight_lr))
         if steps:
             opt = torch.optim.Adam(steps, lr=stage.act_lr)
             optimizers.append(opt)
@@ -414,16 +434,17 @@ class Reconstructor:
             if optimizers and stage.iters > 0:
                 t_loop = time.perf_counter()
                 with objective.tail_full_precision():
-                    curve = self._optimise(objective, stage, rounders, optimizers, schedulers)
+                    curve = self._optimise(objective, stage, [r for _, _, r in rounders], optimizers, schedulers)
                 if self.device.type == "cuda":
                     torch.cuda.synchronize(self.device)
                 loop_s = time.perf_counter() - t_loop
         finally:
-            for layer, r in zip(layers, rounders):
+            for op, role, r in rounders:
                 r.harden()
+                weight = getattr(op, role)
                 with torch.no_grad():
-                    layer.weight.copy_(r(layer.weight))
-                layer.weight_quantizer = r.base
+                    weight.copy_(r(weight))
+                op.set_quantizer(role, r.base)
             for p in steps:
                 p.requires_grad_(False)
                 p.grad = None
@@ -528,16 +549,16 @@ class UnitObjective:
         with e._tail_autocast():
             z = run_items(self.tail, env, e.final)
         s = e.settings
-        return rec, logits_kl(self.fp_logits.gather(idx, dev), z.float(), s.pd_temperature) / s.pd_lambda
+        return rec, e.distance(self.fp_logits.gather(idx, dev), z.float(), s.pd_temperature) / s.pd_lambda
 
 
-def _first_samples(batches: Sequence[torch.Tensor], n: int) -> list[torch.Tensor]:
+def _first_samples(batches: Sequence[tuple], n: int) -> list[tuple]:
     out, left = [], n
     for b in batches:
         if left <= 0:
             break
-        out.append(b[:left])
-        left -= out[-1].shape[0]
+        out.append(tuple(t[:left] for t in b))
+        left -= out[-1][0].shape[0]
     return out
 
 
@@ -576,22 +597,23 @@ def block_names(units: Sequence) -> list[str]:
     return [u.name for u in units if u.kind == "block"]
 
 
-def describe_partition(qmodel: fx.GraphModule, settings: ReconSettings, fp_model: nn.Module | None = None) -> str:
+def describe_partition(schedule: Schedule, settings: ReconSettings, fp_model: nn.Module | None = None) -> str:
     """Return the partition table the engine will use (for the dry run); with distribution correction on,
     check that it applies (ConfigError otherwise) and say to which blocks."""
-    units = partition(qmodel, settings.partition, settings.skip_first_layer)
-    table = partition_table(qmodel, units)
+    units = schedule.units
+    table = partition_table(schedule)
     if settings.dc:
         blocks = correction_blocks(fp_model, block_names(units))
         table += f"\ndistribution correction: {len(blocks)} of {len(block_names(units))} blocks (those with BatchNorm)"
     return table
 
 
-def reconstruct(qmodel: fx.GraphModule, batches: Sequence[torch.Tensor], settings: ReconSettings | dict,
+def reconstruct(qmodel: nn.Module, batches: Sequence[Any], settings: ReconSettings | dict,
                 device: torch.device | str, **kwargs: Any) -> dict:
     """Reconstruct ``qmodel`` in place on ``batches``; return the report (see :class:`Reconstructor`).
 
     ``settings``: a :class:`ReconSettings` or a dict of ``recon.*`` keys (missing ones take their defaults).
+    ``schedule`` (keyword): the units and items to run; by default the model's adapter builds it.
     """
     if not isinstance(settings, ReconSettings):
         settings = ReconSettings.from_dict(settings)

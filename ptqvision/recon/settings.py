@@ -7,7 +7,7 @@ from typing import Any, Mapping
 from ..errors import ConfigError
 from .cache import CACHE_MODES
 from .losses import LOSSES
-from .partition import PARTITIONS
+PARTITIONS = ("block", "sub_block", "layer")  # which the model's adapter supports is checked by the adapter
 
 AMP_MODES = ("auto", "off", "bf16", "fp16")
 OFF_UNLESS_SET = {"pd_loss": False, "dc": False, "act_reinit_samples": 0}

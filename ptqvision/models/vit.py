@@ -1,0 +1,470 @@
+"""Vision transformers from timm (ViT, DeiT, Swin): the adapter of REFERENCE.md section 4.
+
+Placement (as data, in :data:`VIT_RULES`): every Linear is input-quantized per tensor with its weight per
+output channel; q and k are the quantized operands of q·kᵀ, the post-softmax map A and v those of A·V (per
+tensor or per head); A's quantizer is uniform, log2, log√2 or AGQ; the patch embedding's input (the image)
+is quantized at ``quant.patch_embed_a_bits`` (8) and its weight at W bits; LayerNorms, residual adds,
+position embeddings, class tokens, LayerScale, Swin's relative-position bias and shifted-window mask stay in
+full precision and are listed so. timm's fused ``scaled_dot_product_attention`` is replaced by explicit
+quantized ops; a probe forward then proves that no linear, conv, matmul, softmax or SDPA runs outside a
+quantized op (trap 7), and Swin's bias/mask adds, being outside any block rule, get no quantizer (trap 8).
+
+Units: the patch embedding, each transformer block (or its attention and MLP sub-blocks), each Swin
+PatchMerging, and the head. The model is cut by module swapping, not tracing, so the same seams serve
+models torch.fx cannot trace (SAM).
+"""
+from __future__ import annotations
+
+import copy
+from typing import Any, Callable, Iterable
+
+import torch
+from torch import nn
+
+from ..errors import ConfigError, UnsupportedLayerError
+from ..nn import QuantConfig, QuantConv2d, QuantLinear, calibrate
+from ..nn.coverage import uncovered_ops
+from ..nn.ops import QuantMatMul, QuantOp, QuantSoftmax
+from ..nn.reparam import reparameterize_layernorm
+from ..quant import Log2Quantizer, UniformQuantizer, qparams_from_range
+from ..quant.base import Quantizer
+from ..registry import ADAPTERS
+from .adapters import ADAPTER_ATTR, ModelAdapter
+from .schedule import Item, Schedule, Unit
+
+SOFTMAX_QUANTIZERS = ("uniform", "log2", "log_sqrt2", "agq")
+ATTN_GRANULARITIES = ("tensor", "head")
+
+# The placement rules, as data: which tensor of which op is quantized, at which bits and granularity.
+VIT_RULES = {
+    "linear": {"weight": ("w_bits", "channel"), "input": ("a_bits", "tensor")},
+    "patch_embed": {"weight": ("w_bits", "channel"), "input": ("patch_embed_a_bits", "tensor")},
+    "matmul_qk": {"q": ("a_bits", "attn"), "k": ("a_bits", "attn")},
+    "softmax": {"softmax": ("a_bits", "softmax")},
+    "matmul_av": {"v": ("a_bits", "attn")},
+}
+# Modules with parameters that stay in full precision on purpose (they hold no matmul with a weight).
+FP_MODULE_NAMES = ("LayerNorm", "LayerScale", "LayerNorm2d", "RmsNorm")
+
+
+def _timm():
+    import timm  # noqa: F401  (after ptqvision's torchvision shim)
+    from timm.layers.attention import Attention
+    from timm.models.swin_transformer import SwinTransformer, WindowAttention
+    from timm.models.vision_transformer import VisionTransformer
+
+    return Attention, WindowAttention, VisionTransformer, SwinTransformer
+
+
+# --- explicit attention ---------------------------------------------------------------------------
+class _QuantAttentionMixin:
+    """Replaces a timm attention's forward by explicit quantized ops (``matmul_qk``, ``softmax``,
+    ``matmul_av``); q is quantized before the 1/sqrt(d) scale, which is applied to the product."""
+
+    matmul_qk: QuantMatMul
+    softmax: QuantSoftmax
+    matmul_av: QuantMatMul
+
+    def _attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+                add_logits: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
+        attn = self.matmul_qk(q, k.transpose(-2, -1)) * self.scale
+        attn = add_logits(attn)  # masks and position biases: full-precision adds on the logits
+        attn = self.softmax(attn, v)
+        attn = self.attn_drop(attn)
+        return self.matmul_av(attn, v)
+
+
+class QuantViTAttention(_QuantAttentionMixin):
+    """timm ``Attention`` (ViT, DeiT) with explicit quantized attention."""
+
+    def forward(self, x: torch.Tensor, attn_mask: torch.Tensor | None = None, is_causal: bool = False) -> torch.Tensor:
+        from timm.layers.attention import maybe_add_mask, resolve_self_attn_mask
+
+        B, N, _ = x.shape
+        gate = self.gate(x).sigmoid() if getattr(self, "gate", None) is not None else None
+        qkv = self.qkv(x).reshape(B, N, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
+        q, k, v = qkv.unbind(0)
+        q, k = self.q_norm(q), self.k_norm(k)
+        x = self._attend(q, k, v, lambda a: maybe_add_mask(a, resolve_self_attn_mask(N, a, attn_mask, is_causal)))
+        x = x.transpose(1, 2).reshape(B, N, self.attn_dim)
+        x = self.norm(x)
+        if gate is not None:
+            x = x * gate
+        return self.proj_drop(self.proj(x))
+
+
+class QuantWindowAttention(_QuantAttentionMixin):
+    """timm Swin ``WindowAttention`` with explicit quantized attention; the relative-position bias and the
+    shifted-window mask are added to the logits in full precision (they are not residual adds)."""
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        B_, N, _ = x.shape
+        qkv = self.qkv(x).reshape(B_, N, 3, self.num_heads, -1).permute(2, 0, 3, 1, 4)
+        q, k, v = qkv.unbind(0)
+
+        def add_logits(attn: torch.Tensor) -> torch.Tensor:
+            attn = attn + self._get_rel_pos_bias()
+            if mask is not None:
+                num_win = mask.shape[0]
+                attn = attn.view(-1, num_win, self.num_heads, N, N) + mask.unsqueeze(1).unsqueeze(0)
+                attn = attn.view(-1, self.num_heads, N, N)
+            return attn
+
+        x = self._attend(q, k, v, add_logits)
+        x = x.transpose(1, 2).reshape(B_, N, -1)
+        return self.proj_drop(self.proj(x))
+
+
+_QUANT_CLASSES: dict[type, type] = {}
+
+
+def _quant_class(cls: type, mixin: type) -> type:
+    """Return the class ``mixin + cls`` (made once per timm class), so the module keeps every attribute,
+    buffer and helper method of timm's and only its forward changes."""
+    if cls not in _QUANT_CLASSES:
+        _QUANT_CLASSES[cls] = type(f"Quant{cls.__name__}", (mixin, cls), {})
+    return _QUANT_CLASSES[cls]
+
+
+# --- quantizers from the rules --------------------------------------------------------------------
+def _act_quantizer(cfg: QuantConfig, bits_key: str, granularity: str, heads: int) -> nn.Module:
+    bits = getattr(cfg, bits_key)
+    if granularity == "softmax":
+        if cfg.softmax == "uniform":
+            return UniformQuantizer(bits, symmetric=False, observer=cfg.a_observer, observer_kwargs={"p": cfg.lp_p})
+        return Log2Quantizer(bits, mode=cfg.softmax, p=cfg.lp_p)
+    if granularity == "attn" and cfg.attn_granularity == "head":
+        return UniformQuantizer(bits, num_channels=heads, ch_axis=1, symmetric=cfg.a_symmetric,
+                                observer=cfg.a_observer, observer_kwargs={"p": cfg.lp_p}, per_head=True)
+    return UniformQuantizer(bits, symmetric=cfg.a_symmetric, observer=cfg.a_observer, observer_kwargs={"p": cfg.lp_p})
+
+
+def _weight_quantizer(weight: torch.Tensor, cfg: QuantConfig) -> UniformQuantizer:
+    per_channel = cfg.w_granularity == "channel"
+    return UniformQuantizer(cfg.w_bits, num_channels=weight.shape[0] if per_channel else 1,
+                            ch_axis=0 if per_channel else None, symmetric=cfg.w_symmetric,
+                            observer=cfg.w_observer, observer_kwargs={"p": cfg.lp_p})
+
+
+def _set_module(root: nn.Module, path: str, module: nn.Module) -> None:
+    parent, _, leaf = path.rpartition(".")
+    setattr(root.get_submodule(parent) if parent else root, leaf, module)
+
+
+def _is_plain_linear(m: nn.Module) -> bool:
+    return type(m) is nn.Linear or (isinstance(m, nn.Linear) and type(m).__name__ in ("Linear", "NonDynamicallyQuantizableLinear"))
+
+
+# --- schedule pieces --------------------------------------------------------------------------------
+class _Fn(nn.Module):
+    """A full-precision step of the schedule that calls into the model without owning it (so the model's
+    quantized parts are never counted as this step's)."""
+
+    def __init__(self, fn: Callable[[torch.Tensor], torch.Tensor], name: str) -> None:
+        super().__init__()
+        self.fn, self.name = fn, name
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fn(x)
+
+    def extra_repr(self) -> str:
+        return self.name
+
+
+class ViTAttentionSubBlock(nn.Module):
+    """x + drop_path(ls(attn(norm1(x)))) of a timm ViT block."""
+
+    def __init__(self, block: nn.Module) -> None:
+        super().__init__()
+        self.norm1, self.attn, self.ls1, self.drop_path1 = block.norm1, block.attn, block.ls1, block.drop_path1
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.drop_path1(self.ls1(self.attn(self.norm1(x))))
+
+
+class ViTMlpSubBlock(nn.Module):
+    """x + drop_path(ls(mlp(norm2(x)))) of a timm ViT block."""
+
+    def __init__(self, block: nn.Module) -> None:
+        super().__init__()
+        self.norm2, self.mlp, self.ls2, self.drop_path2 = block.norm2, block.mlp, block.ls2, block.drop_path2
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.drop_path2(self.ls2(self.mlp(self.norm2(x))))
+
+
+class SwinAttentionSubBlock(nn.Module):
+    """x + drop_path(shifted-window attention(norm1(x))) of a timm Swin block, on (B, H, W, C)."""
+
+    def __init__(self, block: nn.Module) -> None:
+        super().__init__()
+        self.norm1, self.attn, self.drop_path1 = block.norm1, block.attn, block.drop_path1
+        object.__setattr__(self, "block", block)  # for its window helpers, not owned
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.drop_path1(self.block._attn(self.norm1(x)))
+
+
+class SwinMlpSubBlock(nn.Module):
+    """x + drop_path(mlp(norm2(x))) of a timm Swin block, on (B, H, W, C)."""
+
+    def __init__(self, block: nn.Module) -> None:
+        super().__init__()
+        self.norm2, self.mlp, self.drop_path2 = block.norm2, block.mlp, block.drop_path2
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        B, H, W, C = x.shape
+        x = x.reshape(B, -1, C)
+        x = x + self.drop_path2(self.mlp(self.norm2(x)))
+        return x.reshape(B, H, W, C)
+
+
+class ViTHead(nn.Module):
+    """The model's ``forward_head`` (pooling, fc norm, classifier; DeiT's distillation head too)."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        for name in ("fc_norm", "head", "head_dist"):
+            if isinstance(getattr(model, name, None), nn.Module):
+                setattr(self, name, getattr(model, name))
+        object.__setattr__(self, "model", model)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model.forward_head(x)
+
+
+@ADAPTERS.register_module(name="vit")
+class ViTAdapter(ModelAdapter):
+    """timm VisionTransformer (ViT, DeiT incl. distilled) and SwinTransformer."""
+
+    name = "vit"
+    partitions = ("block", "sub_block")
+
+    @classmethod
+    def claims(cls, model: nn.Module) -> bool:
+        try:
+            _, _, vit_cls, swin_cls = _timm()
+        except ImportError:  # timm missing: not a timm transformer
+            return False
+        return isinstance(model, (vit_cls, swin_cls))
+
+    # -- placement ---------------------------------------------------------------------------------
+    def quantize(self, model: nn.Module, config: QuantConfig) -> nn.Module:
+        attn_cls, window_cls, vit_cls, swin_cls = _timm()
+        if not isinstance(model, (vit_cls, swin_cls)):
+            raise UnsupportedLayerError(f"the vit adapter handles timm VisionTransformer/DeiT/Swin, not "
+                                        f"{type(model).__name__}")
+        cfg = QuantConfig.from_any(config)
+        twin = copy.deepcopy(model).eval()
+        for path, m in list(twin.named_modules()):
+            if isinstance(m, window_cls):
+                self._explicit_attention(m, _quant_class(type(m), QuantWindowAttention), cfg)
+            elif isinstance(m, attn_cls):
+                self._explicit_attention(m, _quant_class(type(m), QuantViTAttention), cfg)
+            elif hasattr(m, "fused_attn") and not isinstance(m, (QuantViTAttention, QuantWindowAttention)):
+                raise UnsupportedLayerError(f"attention {type(m).__name__} at '{path}' has no quantized counterpart")
+        proj = twin.patch_embed.proj
+        if type(proj) is not nn.Conv2d:
+            raise UnsupportedLayerError(f"patch embedding {type(proj).__name__} has no quantized counterpart")
+        twin.patch_embed.proj = QuantConv2d.from_float(proj, _weight_quantizer(proj.weight, cfg))
+        twin.patch_embed.proj.input_quantizer = _act_quantizer(cfg, *VIT_RULES["patch_embed"]["input"], 1)
+        for path, m in list(twin.named_modules()):
+            if _is_plain_linear(m):
+                q = QuantLinear.from_float(m, _weight_quantizer(m.weight, cfg))
+                q.input_quantizer = _act_quantizer(cfg, *VIT_RULES["linear"]["input"], 1)
+                _set_module(twin, path, q)
+            elif isinstance(m, (nn.Conv2d, nn.Embedding, nn.MultiheadAttention)) and not isinstance(m, QuantConv2d):
+                raise UnsupportedLayerError(f"layer {type(m).__name__} at '{path}' has no quantized counterpart")
+        self._apply_bit_rules(twin, cfg)
+        self._check_parameters(twin)
+        setattr(twin, ADAPTER_ATTR, self.name)
+        twin.ptq_reparam_targets = self._reparam_targets(twin) if cfg.ln_reparam else []
+        twin.ptq_fixed_ranges = {}
+        self._check_coverage(twin)
+        return twin
+
+    def _explicit_attention(self, m: nn.Module, quant_cls: type, cfg: QuantConfig) -> None:
+        m.__class__ = quant_cls
+        m.fused_attn = False
+        heads = m.num_heads
+        m.matmul_qk = QuantMatMul(_act_quantizer(cfg, *VIT_RULES["matmul_qk"]["q"], heads),
+                                  _act_quantizer(cfg, *VIT_RULES["matmul_qk"]["k"], heads), "q", "k")
+        m.softmax = QuantSoftmax(_act_quantizer(cfg, *VIT_RULES["softmax"]["softmax"], heads), dim=-1)
+        m.matmul_av = QuantMatMul(None, _act_quantizer(cfg, *VIT_RULES["matmul_av"]["v"], heads), "A", "v")
+
+    def _apply_bit_rules(self, twin: nn.Module, cfg: QuantConfig) -> None:
+        from ..nn.twin import apply_overrides
+
+        if cfg.head_stem_8bit:  # the CNN convention, if asked for: patch embedding and head weights at 8 bit
+            twin.patch_embed.proj.weight_quantizer.set_bits(8)
+            for m in ViTHead(twin).modules():
+                if isinstance(m, QuantLinear):
+                    m.weight_quantizer.set_bits(8)
+        apply_overrides(twin, cfg)
+
+    def _check_parameters(self, twin: nn.Module) -> None:
+        """Every module holding parameters is a quantized op, a listed full-precision module, or the
+        attention (whose only own parameter is Swin's relative-position table)."""
+        for path, m in twin.named_modules():
+            own = [n for n, _ in m.named_parameters(recurse=False)]
+            if not own or isinstance(m, (QuantLinear, QuantConv2d, Quantizer)) or type(m).__name__ in FP_MODULE_NAMES:
+                continue
+            if isinstance(m, _QuantAttentionMixin) and set(own) <= {"relative_position_bias_table"}:
+                continue
+            if m is twin and set(own) <= {"cls_token", "dist_token", "reg_token", "pos_embed", "absolute_pos_embed"}:
+                continue
+            if type(m).__name__ == "PatchEmbed" or set(own) <= {"absolute_pos_embed", "pos_embed"}:
+                continue
+            raise UnsupportedLayerError(f"module {type(m).__name__} at '{path or '<model>'}' holds parameters "
+                                        f"{own} that no placement rule covers")
+
+    def _check_coverage(self, twin: nn.Module) -> None:
+        pe = twin.patch_embed
+        size = tuple(pe.img_size) if getattr(pe, "img_size", None) else (224, 224)
+        x = torch.zeros(1, pe.proj.in_channels, *size, device=next(twin.parameters()).device)
+        quantizers = [m for m in twin.modules() if isinstance(m, Quantizer)]
+        states = [q.enabled for q in quantizers]
+        for q in quantizers:
+            q.enabled = False
+        try:
+            left = uncovered_ops(twin, lambda m: m(x))
+        finally:
+            for q, s in zip(quantizers, states):
+                q.enabled = s
+        if left:
+            raise UnsupportedLayerError("ops outside every quantized op (they would stay silently in full "
+                                        f"precision): {'; '.join(left[:4])}")
+
+    def full_precision(self, qmodel: nn.Module) -> list[dict]:
+        rows = []
+        for name in ("cls_token", "dist_token", "reg_token", "pos_embed", "absolute_pos_embed"):
+            if isinstance(getattr(qmodel, name, None), torch.Tensor):
+                rows.append({"name": name, "what": "position embedding / token (parameter add or concat)"})
+        for path, m in qmodel.named_modules():
+            kind = type(m).__name__
+            if kind in FP_MODULE_NAMES:
+                rows.append({"name": path, "what": kind})
+            elif isinstance(m, QuantWindowAttention):
+                rows.append({"name": f"{path}.relative_position_bias", "what": "add on the logits (before softmax)"})
+                rows.append({"name": f"{path}.window_mask", "what": "shifted-window mask add on the logits"})
+            elif isinstance(m, nn.GELU):
+                rows.append({"name": path, "what": "GELU (its output is quantized at the next Linear's input)"})
+        for path, block in self._blocks(qmodel):
+            rows.append({"name": f"{path}.residual", "what": "residual adds"})
+        return rows
+
+    # -- calibration ---------------------------------------------------------------------------------
+    def _reparam_targets(self, twin: nn.Module) -> list[tuple[str, list[str]]]:
+        """Return (LayerNorm path, paths of the Linears reading it) for RepQ-ViT's reparameterisation."""
+        out = []
+        for path, block in self._blocks(twin):
+            out.append((f"{path}.norm1", [f"{path}.attn.qkv"]))
+            out.append((f"{path}.norm2", [f"{path}.mlp.fc1"]))
+        for path, m in twin.named_modules():
+            if type(m).__name__ == "PatchMerging":
+                out.append((f"{path}.norm", [f"{path}.reduction"]))
+        return out
+
+    def calibrate(self, qmodel: nn.Module, batches: Iterable[Any], device: torch.device, progress: bool = True,
+                  forward: Callable | None = None) -> dict:
+        batches = list(batches)
+        record: dict = {}
+        if qmodel.ptq_reparam_targets and not qmodel.ptq_fixed_ranges:
+            record["ln_reparam"] = self._reparameterize(qmodel, batches, device)
+        calibrate(qmodel, batches, device, progress=progress, forward=forward)
+        for path, (scale, zero_point) in qmodel.ptq_fixed_ranges.items():
+            qmodel.get_submodule(path).set_qparams(scale, zero_point)
+        taus = {name: m.chosen_tau for name, m in qmodel.named_modules() if isinstance(m, Log2Quantizer)}
+        if taus:
+            record["softmax_tau"] = taus
+        return record
+
+    @torch.no_grad()
+    def _reparameterize(self, qmodel: nn.Module, batches: list, device: torch.device) -> list[dict]:
+        """RepQ-ViT: per-channel ranges of every post-LayerNorm activation (full precision), folded into the
+        LayerNorm affine and the next Linears' columns; their input quantizers get the per-tensor mean."""
+        norms = [qmodel.get_submodule(n) for n, _ in qmodel.ptq_reparam_targets]
+        lo: list[torch.Tensor | None] = [None] * len(norms)
+        hi: list[torch.Tensor | None] = [None] * len(norms)
+
+        def hook(i: int):
+            def record(_m, _a, out):
+                flat = out.detach().reshape(-1, out.shape[-1]).float()
+                a, b = flat.amin(0), flat.amax(0)
+                lo[i] = a if lo[i] is None else torch.minimum(lo[i], a)
+                hi[i] = b if hi[i] is None else torch.maximum(hi[i], b)
+            return record
+
+        handles = [n.register_forward_hook(hook(i)) for i, n in enumerate(norms)]
+        ops = [m for m in qmodel.modules() if isinstance(m, QuantOp)]
+        quantizers = [m for m in qmodel.modules() if isinstance(m, Quantizer)]
+        saved = [(m.quantize_weight) for m in ops], [q.enabled for q in quantizers]
+        for m in ops:
+            m.quantize_weight = False
+        for q in quantizers:
+            q.enabled = False
+        try:
+            for b in batches:
+                b = b if isinstance(b, (tuple, list)) else (b,)
+                qmodel(*[t.to(device) for t in b])
+        finally:
+            for h in handles:
+                h.remove()
+            for m, s in zip(ops, saved[0]):
+                m.quantize_weight = s
+            for q, s in zip(quantizers, saved[1]):
+                q.enabled = s
+        rows = []
+        for i, (norm_path, linear_paths) in enumerate(qmodel.ptq_reparam_targets):
+            linears = [qmodel.get_submodule(p) for p in linear_paths]
+            bits = linears[0].input_quantizer.bits
+            scale_c, zp_c = qparams_from_range(lo[i], hi[i], bits)
+            scale, zero_point = reparameterize_layernorm(norms[i], linears, scale_c, zp_c)
+            for p in linear_paths:
+                qmodel.ptq_fixed_ranges[f"{p}.input_quantizer"] = (scale.detach().clone(), zero_point.detach().clone())
+            ratio = scale_c / scale_c.mean()
+            rows.append({"norm": norm_path, "linears": linear_paths,
+                         "scale_ratio_range": [float(ratio.min()), float(ratio.max())]})
+        return rows
+
+    # -- units -----------------------------------------------------------------------------------------
+    @staticmethod
+    def _blocks(model: nn.Module) -> list[tuple[str, nn.Module]]:
+        _, _, vit_cls, swin_cls = _timm()
+        if isinstance(model, swin_cls):
+            return [(f"layers.{i}.blocks.{j}", b) for i, stage in enumerate(model.layers)
+                    for j, b in enumerate(stage.blocks)]
+        return [(f"blocks.{i}", b) for i, b in enumerate(model.blocks)]
+
+    def schedule(self, qmodel: nn.Module, partition_mode: str = "block", skip_first_layer: bool = False) -> Schedule:
+        self.check_partition(partition_mode)
+        _, _, vit_cls, swin_cls = _timm()
+        items: list[Item] = []
+        counter = [0]
+
+        def add(module: nn.Module, unit: Unit | None) -> None:
+            src = f"x{counter[0]}"
+            counter[0] += 1
+            items.append(Item(module, [src if counter[0] > 1 else "image"], [f"x{counter[0]}"], unit))
+
+        add(qmodel.patch_embed, None if skip_first_layer else Unit("patch_embed", "layer"))
+        swin = isinstance(qmodel, swin_cls)
+        if not swin:
+            add(_Fn(lambda x: qmodel.norm_pre(qmodel.patch_drop(qmodel._pos_embed(x))), "pos_embed"), None)
+        stages = [(f"layers.{i}", s) for i, s in enumerate(qmodel.layers)] if swin else [("", None)]
+        for stage_path, stage in stages:
+            if stage is not None and not isinstance(stage.downsample, nn.Identity):
+                add(stage.downsample, Unit(f"{stage_path}.downsample", "layer"))
+            blocks = [(f"{stage_path}.blocks.{j}", b) for j, b in enumerate(stage.blocks)] if stage is not None \
+                else self._blocks(qmodel)
+            for path, block in blocks:
+                if partition_mode == "block":
+                    add(block, Unit(path, "block"))
+                else:
+                    attn_cls, mlp_cls = (SwinAttentionSubBlock, SwinMlpSubBlock) if swin \
+                        else (ViTAttentionSubBlock, ViTMlpSubBlock)
+                    add(attn_cls(block), Unit(f"{path}.attn", "sub_block"))
+                    add(mlp_cls(block), Unit(f"{path}.mlp", "sub_block"))
+        add(qmodel.norm, None)
+        add(qmodel.head if swin else ViTHead(qmodel), Unit("head", "layer"))
+        return Schedule(items, ["image"], items[-1].outputs[0])
