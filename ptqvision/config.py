@@ -36,6 +36,7 @@ DEFAULTS: dict[str, Any] = {
     "eval": {"fp": True, "progress": True},
     "device": "auto",
     "seed": 1005,
+    "note": None,  # shown with the results and recorded in results.json (e.g. "an MNIST toy, not ImageNet")
 }
 DEFAULTS["quant"]["overrides"] = FREE
 

@@ -137,6 +137,8 @@ def summary_table(results: dict) -> str:
         f"{results['model']:<22} {results['method']:<8} {results['w_bits']}/{results['a_bits']:<3} "
         f"{' '.join(fmt(q, k) for k in keys)} {results['time_s']['total']:8.1f}",
     ]
+    if results.get("note"):
+        rows.append(f"note: {results['note']}")
     return "\n".join(rows)
 
 
@@ -248,6 +250,8 @@ def run(config_path: str, work_dir: str | None = None, options: list[str] | None
         "placement": rows,
         "full_precision": fp_rows,
     }
+    if cfg["note"]:
+        results["note"] = cfg["note"]
     if calib_record:
         results["calibration"] = calib_record
     if uses_reconstruction(cfg["method"]["type"]):

@@ -43,6 +43,9 @@ class Item:
     inputs: list[Hashable]
     outputs: list[Hashable]
     unit: Unit | None = None
+    # layer units inside a piece that is run whole (an eager model's block with layer-wise reconstruction):
+    # each is one op (``members[0]``) whose input and output the engine captures as the piece runs
+    inner: list[Unit] = field(default_factory=list)
 
     def __call__(self, *args: Any) -> list[Any]:
         out = self.module(*args)
@@ -59,7 +62,7 @@ class Schedule:
 
     @property
     def units(self) -> list[Unit]:
-        return [it.unit for it in self.items if it.unit is not None]
+        return [u for it in self.items for u in ([it.unit] if it.unit is not None else it.inner)]
 
 
 def last_uses(items: Sequence[Item], final: Hashable) -> dict[Hashable, int]:
@@ -108,9 +111,19 @@ def unit_quantizers(item: Item) -> tuple[list[QuantOp], list[Quantizer]]:
     return layers, acts
 
 
+def inner_item(unit: Unit) -> Item:
+    """Return the item of an inner layer unit: its op, reading and producing captured values."""
+    return Item(unit.members[0], [("input", unit.name)], [("output", unit.name)], unit)
+
+
+def unit_items(schedule: Schedule) -> list[Item]:
+    """Return one item per unit, in order (inner layer units as their own op)."""
+    return [u for it in schedule.items for u in ([it] if it.unit is not None else [inner_item(x) for x in it.inner])]
+
+
 def partition_table(schedule: Schedule) -> str:
     """Return the units as an aligned text table (index, kind, name, ops with weights, activation quantizers)."""
-    items = [it for it in schedule.items if it.unit is not None]
+    items = unit_items(schedule)
     width = max([len(it.unit.name) for it in items] + [4])
     lines = [f"{'#':>3}  {'kind':<9}  {'name':<{width}}  layers  act_q"]
     for i, it in enumerate(items):

@@ -238,7 +238,7 @@ class ViTAdapter(ModelAdapter):
     """timm VisionTransformer (ViT, DeiT incl. distilled) and SwinTransformer."""
 
     name = "vit"
-    partitions = ("block", "sub_block")
+    partitions = ("block", "sub_block", "layer")
 
     @classmethod
     def claims(cls, model: nn.Module) -> bool:
@@ -340,9 +340,13 @@ class ViTAdapter(ModelAdapter):
         for name in ("cls_token", "dist_token", "reg_token", "pos_embed", "absolute_pos_embed"):
             if isinstance(getattr(qmodel, name, None), torch.Tensor):
                 rows.append({"name": name, "what": "position embedding / token (parameter add or concat)"})
+        reparam = {norm: linears for norm, linears in getattr(qmodel, "ptq_reparam_targets", [])}
         for path, m in qmodel.named_modules():
             kind = type(m).__name__
-            if kind in FP_MODULE_NAMES:
+            if path in reparam:
+                rows.append({"name": path, "what": f"{kind}, reparameterised (RepQ-ViT): per-channel ranges folded "
+                                                  f"into it and into {', '.join(reparam[path])}"})
+            elif kind in FP_MODULE_NAMES:
                 rows.append({"name": path, "what": kind})
             elif isinstance(m, QuantWindowAttention):
                 rows.append({"name": f"{path}.relative_position_bias", "what": "add on the logits (before softmax)"})
@@ -441,11 +445,20 @@ class ViTAdapter(ModelAdapter):
         _, _, vit_cls, swin_cls = _timm()
         items: list[Item] = []
         counter = [0]
+        paths = {id(m): n for n, m in qmodel.named_modules()}
 
         def add(module: nn.Module, unit: Unit | None) -> None:
             src = f"x{counter[0]}"
             counter[0] += 1
-            items.append(Item(module, [src if counter[0] > 1 else "image"], [f"x{counter[0]}"], unit))
+            item = Item(module, [src if counter[0] > 1 else "image"], [f"x{counter[0]}"], unit)
+            if unit is not None and partition_mode == "layer":  # AdaRound: every op with weights on its own
+                ops = [m for m in module.modules() if isinstance(m, QuantOp) and m.weights()]
+                if len(ops) > 1:
+                    item.unit = None
+                    item.inner = [Unit(paths[id(op)], "layer", members=[op]) for op in ops]
+                else:
+                    unit.kind = "layer"
+            items.append(item)
 
         add(qmodel.patch_embed, None if skip_first_layer else Unit("patch_embed", "layer"))
         swin = isinstance(qmodel, swin_cls)
@@ -458,7 +471,7 @@ class ViTAdapter(ModelAdapter):
             blocks = [(f"{stage_path}.blocks.{j}", b) for j, b in enumerate(stage.blocks)] if stage is not None \
                 else self._blocks(qmodel)
             for path, block in blocks:
-                if partition_mode == "block":
+                if partition_mode in ("block", "layer"):
                     add(block, Unit(path, "block"))
                 else:
                     attn_cls, mlp_cls = (SwinAttentionSubBlock, SwinMlpSubBlock) if swin \

@@ -105,6 +105,9 @@ def correction_blocks(fp_model: nn.Module | None, names: list[str]) -> dict[str,
     ConfigError when there is no full-precision model or none of its blocks has a BatchNorm2d."""
     if fp_model is None:
         raise ConfigError("recon.dc=True needs the un-fused full-precision model (fp_model)")
+    if not any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in fp_model.modules()):
+        raise ConfigError(f"recon.dc=True, but {type(fp_model).__name__} has no BatchNorm: distribution correction "
+                          "needs BN statistics; set recon.dc=False")
     blocks = unfused_blocks(fp_model, names)
     if not blocks:
         raise ConfigError("recon.dc=True, but no block of the full-precision model has a BatchNorm2d (is it folded "

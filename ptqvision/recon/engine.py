@@ -32,7 +32,8 @@ from torch import nn
 from tqdm import tqdm
 
 from ..errors import CheckpointError
-from ..models.schedule import Item, Schedule, last_uses, partition_table, run_items, unit_quantizers
+from ..errors import ConfigError
+from ..models.schedule import Item, Schedule, inner_item, last_uses, partition_table, run_items, unit_quantizers
 from ..nn import activation_quantizers
 from ..nn.calibrate import calibrate_activations, observing
 from ..nn.ops import quant_ops
@@ -120,6 +121,9 @@ class Reconstructor:
         self.distance = distance or logits_kl  # the task's distance between FP and quantized outputs
         self.items, self.inputs, self.final = schedule.items, list(schedule.inputs), schedule.output
         self.units = schedule.units
+        if any(it.inner for it in self.items) and (settings.pd_loss or settings.loss == "fisher"):
+            raise ConfigError("layer units inside a block have no place in the schedule for the prediction difference "
+                              "or the Fisher loss: use recon.partition=block or sub_block with them")
         self.last_use = last_uses(self.items, self.final)
         # Hardened units get their rounded weights baked in; the full-precision stream needs the originals.
         self.fp_weights = {(op, role): w.detach().clone() for _, op in quant_ops(qmodel)
@@ -313,6 +317,14 @@ class Reconstructor:
         fp_logits = self._fp_logits() if need_logits and first_unit < len(self.units) else None
         unit_index = 0
         for k, item in enumerate(self.items):
+            for unit in item.inner:  # layer units inside this piece: inputs and targets captured as it runs
+                if unit_index >= first_unit:
+                    sub = inner_item(unit)
+                    sub_q, sub_fp = self._capture(item, unit, q, fp)
+                    self._reconstruct(si, stage, unit_index, None, sub, sub_fp, sub_q, None)
+                    loss = self._run_item_over_set(sub, sub_q, sub_fp[sub.outputs[0]], store=False)
+                    self._unit_done(si, stage, unit_index, unit, loss)
+                unit_index += 1
             with self.full_precision():
                 self._run_item_over_set(item, fp)
             self.cache_bytes = max(self.cache_bytes, sum(v.nbytes for v in {**fp, **q}.values()))
@@ -322,14 +334,54 @@ class Reconstructor:
                 unit_index += 1
             loss = self._run_item_over_set(item, q, fp[item.outputs[0]] if item.unit is not None else None)
             if item.unit is not None and unit_index - 1 >= first_unit and self.records:
-                self.records[-1]["loss_after"] = loss
-                rec = self.records[-1]
-                LOG.info("[%s %d/%d] %s %s: rec loss %.4g -> %.4g (%d iters, %.1fs)", stage.name, unit_index,
-                         len(self.units), item.unit.kind, item.unit.name, rec["loss_before"], loss,
-                         rec["iters"], rec["time_s"])
-                self._save_state(si, unit_index)
+                self._unit_done(si, stage, unit_index - 1, item.unit, loss)
             self._free((fp, q), k)
         self._save_state(si + 1, 0)
+
+    def _unit_done(self, si: int, stage: Stage, index: int, unit: Any, loss: float) -> None:
+        """Record the unit's loss after hardening, log it and checkpoint the state (resume from the next unit)."""
+        self.records[-1]["loss_after"] = loss
+        rec = self.records[-1]
+        LOG.info("[%s %d/%d] %s %s: rec loss %.4g -> %.4g (%d iters, %.1fs)", stage.name, index + 1,
+                 len(self.units), unit.kind, unit.name, rec["loss_before"], loss, rec["iters"], rec["time_s"])
+        self._save_state(si, index + 1)
+
+    def _capture(self, item: Item, unit: Any, q: dict, fp: dict) -> tuple[dict, dict]:
+        """Run ``item`` over the calibration set on both streams and capture the input of the unit's op (both
+        streams) and its full-precision output; return the (quantized, full-precision) streams of the unit."""
+        op = unit.members[0]
+        key_in, key_out = ("input", unit.name), ("output", unit.name)
+        q_in, fp_in, fp_out = self._new_value(), self._new_value(), self._new_value()
+
+        class _Stop(Exception):
+            pass
+
+        def run(stream: dict, x_value: CachedValue, y_value: CachedValue | None) -> None:
+            for i, _ in enumerate(self.batches):
+                lo, hi = self.offsets[i], self.offsets[i + 1]
+
+                def pre(_m, args, _lo=lo):
+                    x_value.put(_lo, args[0])
+
+                def post(_m, _args, out, _lo=lo):
+                    if y_value is not None:
+                        y_value.put(_lo, out)
+                    raise _Stop  # the rest of the piece is not needed
+
+                handles = [op.register_forward_pre_hook(pre), op.register_forward_hook(post)]
+                try:
+                    with torch.no_grad():
+                        item(*[stream[n].get(lo, hi, self.device, i) for n in item.inputs])
+                except _Stop:
+                    pass
+                finally:
+                    for h in handles:
+                        h.remove()
+
+        run(q, q_in, None)
+        with self.full_precision():
+            run(fp, fp_in, fp_out)
+        return {key_in: q_in}, {key_in: fp_in, key_out: fp_out}
 
     def _fp_logits(self) -> CachedValue:
         out = CachedValue(self.policy, self.num_samples)
@@ -427,7 +479,7 @@ class Reconstructor:
             opt = torch.optim.Adam(steps, lr=stage.act_lr)
             optimizers.append(opt)
             schedulers.append(torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(stage.iters, 1), eta_min=0.0))
-        objective = UnitObjective(self, k, stage, q, source, target, weights, fp_logits if s.pd_loss else None)
+        objective = UnitObjective(self, item, k, stage, q, source, target, weights, fp_logits if s.pd_loss else None)
         curve: list[list[float]] = []
         loop_s = 0.0
         try:
@@ -507,15 +559,15 @@ class UnitObjective:
     in PD-Quant); without drop they are the same batch and run once.
     """
 
-    def __init__(self, engine: Reconstructor, k: int, stage: Stage, q: dict, source: dict, target: CachedValue,
-                 weights: CachedValue | None, fp_logits: CachedValue | None) -> None:
+    def __init__(self, engine: Reconstructor, item: Item, k: int | None, stage: Stage, q: dict, source: dict,
+                 target: CachedValue, weights: CachedValue | None, fp_logits: CachedValue | None) -> None:
         self.engine = engine
-        self.item = engine.items[k]
+        self.item = item
         self.stage = stage
         self.q, self.source, self.target, self.weights = q, source, target, weights
         self.mixed = [stage.drop_prob < 1.0 and source[n] is not q[n] for n in self.item.inputs]
         self.fp_logits = fp_logits
-        self.tail, self.tail_inputs = engine.tail(k)
+        self.tail, self.tail_inputs = engine.tail(k) if k is not None else ([], set())
         self.twin = fp_logits is not None and stage.drop_prob < 1.0
 
     def tail_full_precision(self):

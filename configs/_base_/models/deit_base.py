@@ -1,0 +1,6 @@
+# timm deit_base_patch16_224 (DeiT-B, timm FP ImageNet top-1 81.80, REFERENCE.md section 7).
+# Nothing is downloaded: point weights at your own timm checkpoint of this model (its state dict,
+# e.g. saved from timm.create_model('deit_base_patch16_224', pretrained=True) on a machine with access),
+# in this file or with --cfg-options model.weights=/path/to/deit_base_patch16_224.pth; 'random' for timing and
+# dry runs.
+model = dict(type='timm', name='deit_base_patch16_224', weights='checkpoints/deit_base_patch16_224.pth')

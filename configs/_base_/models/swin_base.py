@@ -1,0 +1,6 @@
+# timm swin_base_patch4_window7_224 (Swin-B).
+# Nothing is downloaded: point weights at your own timm checkpoint of this model (its state dict,
+# e.g. saved from timm.create_model('swin_base_patch4_window7_224', pretrained=True) on a machine with access),
+# in this file or with --cfg-options model.weights=/path/to/swin_base_patch4_window7_224.pth; 'random' for timing and
+# dry runs.
+model = dict(type='timm', name='swin_base_patch4_window7_224', weights='checkpoints/swin_base_patch4_window7_224.pth')

@@ -1,0 +1,8 @@
+# RepQ-ViT DeiT-T W3A3 (timm weights, ImageNet; FP 72.21).
+# No published RepQ-ViT number for this cell in REFERENCE.md.
+# Calibration only: 32 ImageNet training images (seed 1005), LayerNorm reparameterisation and the
+# log√2 softmax from the method's preset, q/k/A/v per tensor (see ../_base_/methods/repqvit.py).
+_base_ = ['../_base_/models/deit_tiny.py', '../_base_/datasets/imagenet.py',
+          '../_base_/quant/vit_default.py', '../_base_/methods/repqvit.py']
+quant = dict(w_bits=3, a_bits=3)
+calib = dict(num_samples=32, seed=1005, batch_size=32)
