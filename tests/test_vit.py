@@ -287,3 +287,24 @@ def test_vit_run_killed_half_way_resumes_to_the_same_numbers(tmp_path, capsys):
         assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     finally:
         os.chdir(cwd)
+
+
+def test_repqvit_checkpoint_reproduces_exactly_through_test_py(tmp_path, capsys):
+    import test as test_cli
+
+    cfg = os.path.join(ROOT, "configs", "demo", "vit_mnist_repqvit_w4a4.py")
+    opts = ["--cfg-options", "data.val.rows=[1,5000,10]", "eval.progress=False", "quant.a_bits=3"]
+    cwd = os.getcwd()
+    os.chdir(ROOT)
+    try:
+        work = tmp_path / "work"
+        assert quant_cli.main([cfg, "--work-dir", str(work)] + opts) == 0
+        results = json.loads((work / "results.json").read_text())
+        assert results["quant"]["ln_reparam"] is True and results["quant"]["softmax"] == "log_sqrt2"
+        assert len(results["calibration"]["ln_reparam"]) == 12 and "MNIST toy" in results["note"]
+        assert any("reparameterised" in r["what"] for r in results["full_precision"])
+        capsys.readouterr()
+        assert test_cli.main([cfg, str(work / "quantized.pth")] + opts) == 0
+        assert "reproduced exactly" in capsys.readouterr().out
+    finally:
+        os.chdir(cwd)

@@ -17,7 +17,8 @@ from typing import Sequence
 import torch.fx as fx
 
 from ..errors import ConfigError, PTQError
-from ..nn import QUANT_LAYERS, is_residual_add
+from ..nn import is_residual_add
+from ..nn.ops import QuantOp
 from .schedule import Item, Schedule, Unit
 
 PARTITIONS = ("block", "layer")
@@ -25,7 +26,11 @@ PARTITIONS = ("block", "layer")
 
 def unit_layers(gm: fx.GraphModule, unit: Unit) -> list[str]:
     """Return the paths of the quantized layers in a traced unit."""
-    return [n.target for n in unit.nodes if n.op == "call_module" and isinstance(gm.get_submodule(n.target), QUANT_LAYERS)]
+    return [n.target for n in unit.nodes if n.op == "call_module" and _has_weights(gm.get_submodule(n.target))]
+
+
+def _has_weights(m) -> bool:
+    return isinstance(m, QuantOp) and bool(m.weights())
 
 
 def module_stack(node: fx.Node) -> list[tuple[str, type]]:
@@ -75,7 +80,7 @@ def partition(gm: fx.GraphModule, mode: str = "block", skip_first_layer: bool = 
             continue
         stack = module_paths(node)
         block = next((p for p in stack if p in blocks), None)
-        is_layer = node.op == "call_module" and isinstance(gm.get_submodule(node.target), QUANT_LAYERS)
+        is_layer = node.op == "call_module" and _has_weights(gm.get_submodule(node.target))
         if is_layer and not first_layer_seen:
             first_layer_seen = True
             if skip_first_layer and block is None:

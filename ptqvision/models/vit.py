@@ -28,12 +28,13 @@ from ..nn.ops import QuantMatMul, QuantOp, QuantSoftmax
 from ..nn.reparam import reparameterize_layernorm
 from ..quant import Log2Quantizer, UniformQuantizer, qparams_from_range
 from ..quant.base import Quantizer
-from ..registry import ADAPTERS
+from ..registry import ADAPTERS, QUANTIZERS, lookup
 from .adapters import ADAPTER_ATTR, ModelAdapter
 from .schedule import Item, Schedule, Unit
 
-SOFTMAX_QUANTIZERS = ("uniform", "log2", "log_sqrt2", "agq")
-ATTN_GRANULARITIES = ("tensor", "head")
+# quant.softmax -> (registered quantizer kind, its arguments)
+SOFTMAX_QUANTIZERS = {"uniform": ("uniform", {}), "log2": ("log2", {"mode": "log2"}),
+                      "log_sqrt2": ("log2", {"mode": "log_sqrt2"}), "agq": ("log2", {"mode": "agq"})}
 
 # The placement rules, as data: which tensor of which op is quantized, at which bits and granularity.
 VIT_RULES = {
@@ -129,10 +130,13 @@ def _quant_class(cls: type, mixin: type) -> type:
 # --- quantizers from the rules --------------------------------------------------------------------
 def _act_quantizer(cfg: QuantConfig, bits_key: str, granularity: str, heads: int) -> nn.Module:
     bits = getattr(cfg, bits_key)
-    if granularity == "softmax":
-        if cfg.softmax == "uniform":
-            return UniformQuantizer(bits, symmetric=False, observer=cfg.a_observer, observer_kwargs={"p": cfg.lp_p})
-        return Log2Quantizer(bits, mode=cfg.softmax, p=cfg.lp_p)
+    if granularity == "softmax":  # the kind by its registered name: a user's own quantizer plugs in the same way
+        kind, kwargs = SOFTMAX_QUANTIZERS[cfg.softmax]
+        if kind == "uniform":
+            kwargs = {"symmetric": False, "observer": cfg.a_observer, "observer_kwargs": {"p": cfg.lp_p}}
+        else:
+            kwargs = {**kwargs, "p": cfg.lp_p}
+        return lookup(QUANTIZERS, kind, "quantizer")(bits, **kwargs)
     if granularity == "attn" and cfg.attn_granularity == "head":
         return UniformQuantizer(bits, num_channels=heads, ch_axis=1, symmetric=cfg.a_symmetric,
                                 observer=cfg.a_observer, observer_kwargs={"p": cfg.lp_p}, per_head=True)
@@ -430,6 +434,16 @@ class ViTAdapter(ModelAdapter):
             rows.append({"norm": norm_path, "linears": linear_paths,
                          "scale_ratio_range": [float(ratio.min()), float(ratio.max())]})
         return rows
+
+    def state(self, qmodel: nn.Module) -> dict:
+        # the reparameterisation gives bias-less Linears (timm's qkv) a bias: the rebuilt twin needs it too
+        return {"biased_linears": [n for n, m in qmodel.named_modules() if isinstance(m, QuantLinear) and m.bias is not None]}
+
+    def restore(self, qmodel: nn.Module, state: dict) -> None:
+        for path in state.get("biased_linears", []):
+            m = qmodel.get_submodule(path)
+            if m.bias is None:
+                m.bias = nn.Parameter(torch.zeros(m.out_features, device=m.weight.device, dtype=m.weight.dtype))
 
     # -- units -----------------------------------------------------------------------------------------
     @staticmethod

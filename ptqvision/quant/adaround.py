@@ -9,6 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..registry import QUANTIZERS
 from .base import Quantizer
 from .uniform import UniformQuantizer
 
@@ -29,6 +30,7 @@ def beta_schedule(step: int, total: int, warmup: float = 0.2, start: float = 20.
     return end + (start - end) * max(0.0, 1.0 - rel)
 
 
+@QUANTIZERS.register_module(name="adaround")
 class AdaRoundQuantizer(Quantizer):
     """Weight quantizer with learnable rounding; takes scale and zero point from a calibrated
     :class:`UniformQuantizer` and the weight it rounds (fixed during reconstruction)."""

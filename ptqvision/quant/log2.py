@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError, InvariantError
+from ..registry import QUANTIZERS
 from .base import Quantizer
 from .functional import drop_select
 from .uniform import check_bits
@@ -205,6 +206,7 @@ class Log2Search:
         return tau, scale, dict(self.error_sums)
 
 
+@QUANTIZERS.register_module(name="log2")
 class Log2Quantizer(Quantizer):
     """Per-tensor log2 fake quantizer of post-softmax attention maps (see the module docstring).
 

@@ -10,6 +10,7 @@ import math
 import torch
 
 from ..errors import ConfigError
+from ..registry import OBSERVERS as OBSERVER_REGISTRY
 from .functional import fake_quantize, qparams_from_range
 
 
@@ -187,7 +188,9 @@ def lp_search(rows: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor, bits: int,
     return best_scale, best_zp
 
 
-OBSERVERS = {cls.name: cls for cls in (MinMaxObserver, AvgMinMaxObserver, LpObserver)}
+for _cls in (MinMaxObserver, AvgMinMaxObserver, LpObserver):
+    OBSERVER_REGISTRY.register_module(name=_cls.name, module=_cls)
+OBSERVERS = OBSERVER_REGISTRY.module_dict  # name -> class, including observers users register
 
 
 def build_observer(name: str, ch_axis: int | None, **kwargs: object) -> MinMaxObserver:

@@ -8,6 +8,7 @@ from torch import nn
 
 from ..errors import ConfigError, InvariantError
 
+from ..registry import QUANTIZERS
 from .base import Quantizer
 from .functional import drop_select, fake_quantize_inplace, fake_quantize_lsq, keep_mask
 from .observers import build_observer
@@ -22,6 +23,7 @@ def check_bits(bits: int, what: str = "bits") -> int:
     return bits
 
 
+@QUANTIZERS.register_module(name="uniform")
 class UniformQuantizer(Quantizer):
     """x̂ = s·(clamp(round(x/s) + z, 0, 2^b − 1) − z), per tensor, per channel or per head.
 
