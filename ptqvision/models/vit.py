@@ -21,7 +21,7 @@ from typing import Any, Callable, Iterable
 import torch
 from torch import nn
 
-from ..errors import ConfigError, UnsupportedLayerError
+from ..errors import UnsupportedLayerError
 from ..nn import QuantConfig, QuantConv2d, QuantLinear, calibrate
 from ..nn.coverage import uncovered_ops
 from ..nn.ops import QuantMatMul, QuantOp, QuantSoftmax

@@ -8,6 +8,17 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..errors import ConfigError
+
+MIN_BITS, MAX_BITS = 2, 8
+
+
+def check_bits(bits: int, what: str = "bits") -> int:
+    """Return ``bits`` if it is an integer in 2..8, else raise ConfigError."""
+    if isinstance(bits, bool) or not isinstance(bits, int) or not MIN_BITS <= bits <= MAX_BITS:
+        raise ConfigError(f"{what} must be an integer in {MIN_BITS}..{MAX_BITS}, got {bits!r}")
+    return bits
+
 
 class Quantizer(nn.Module):
     """Base of every fake quantizer.
@@ -74,3 +85,40 @@ class Quantizer(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover - interface
         raise NotImplementedError
+
+
+class SteppedQuantizer(Quantizer):
+    """A quantizer with a bit width, a learnable step ``scale`` (frozen unless reconstruction learns it) and
+    a ``calibrated`` flag persisted in checkpoints, mirrored on the host so that forward never syncs with
+    the device to read it."""
+
+    def __init__(self, bits: int, num_channels: int = 1) -> None:
+        super().__init__()
+        self.bits = check_bits(bits)
+        self.scale = nn.Parameter(torch.ones(num_channels), requires_grad=False)
+        self.register_buffer("calibrated", torch.tensor(False))
+        self._ready = False
+
+    @property
+    def qmax(self) -> int:
+        return 2 ** self.bits - 1
+
+    @property
+    def is_calibrated(self) -> bool:
+        return self._ready and bool(self.calibrated)
+
+    def learnable_steps(self) -> list[nn.Parameter]:
+        return [self.scale]
+
+    def set_bits(self, bits: int) -> None:
+        """Change the bit width; the quantizer must be calibrated again afterwards."""
+        self.bits = check_bits(bits)
+        self._set_calibrated(False)
+
+    def _set_calibrated(self, value: bool) -> None:
+        self.calibrated.fill_(value)
+        self._ready = value
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs) -> None:
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+        self._ready = bool(self.calibrated)

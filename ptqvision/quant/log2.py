@@ -14,13 +14,11 @@ import math
 from typing import Callable
 
 import torch
-from torch import nn
 
 from ..errors import ConfigError, InvariantError
 from ..registry import QUANTIZERS
-from .base import Quantizer
+from .base import SteppedQuantizer
 from .functional import drop_select
-from .uniform import check_bits
 
 #: A is clamped to at least this before the logarithm (PTQ4SAM's value)
 MIN_VALUE = 1e-20
@@ -207,7 +205,7 @@ class Log2Search:
 
 
 @QUANTIZERS.register_module(name="log2")
-class Log2Quantizer(Quantizer):
+class Log2Quantizer(SteppedQuantizer):
     """Per-tensor log2 fake quantizer of post-softmax attention maps (see the module docstring).
 
     States like :class:`UniformQuantizer`: *observing* (pass-through while :class:`Log2Search` records),
@@ -222,8 +220,7 @@ class Log2Quantizer(Quantizer):
 
     def __init__(self, bits: int = 4, mode: str = "agq", p: float = 2.4, max_rows: int | None = 4096,
                  evals: int = 36, seed: int = 0) -> None:
-        super().__init__()
-        self.bits = check_bits(bits)
+        super().__init__(bits)
         if mode not in MODE_TAUS:
             raise ConfigError(f"log2 quantizer mode must be one of {sorted(MODE_TAUS)}, got {mode!r}")
         if not (isinstance(p, (int, float)) and p > 0):
@@ -234,44 +231,19 @@ class Log2Quantizer(Quantizer):
         self.p = float(p)
         self.search_kwargs = {"max_rows": max_rows, "evals": evals, "seed": seed}
         first_tau = MODE_TAUS[mode][0]
-        self.scale = nn.Parameter(torch.ones(1), requires_grad=False)
         self.register_buffer("tau", torch.tensor(float(first_tau)))
-        self.register_buffer("calibrated", torch.tensor(False))  # persisted in checkpoints
-        # host-side mirrors: forward never syncs with the device to read the buffers
-        self._ready = False
         self._tau = float(first_tau)
         #: what the last calibration found: {"tau", "scale", "errors": {τ: total error}, "batches", "with_partner"}
         self.search_record: dict | None = None
-
-    @property
-    def qmax(self) -> int:
-        return 2 ** self.bits - 1
-
-    @property
-    def is_calibrated(self) -> bool:
-        return self._ready and bool(self.calibrated)
 
     @property
     def chosen_tau(self) -> int | None:
         """Return the τ the quantizer uses (searched for 'agq'), or None before calibration."""
         return int(self._tau) if self.is_calibrated else None
 
-    def learnable_steps(self) -> list[nn.Parameter]:
-        return [self.scale]
-
-    def set_bits(self, bits: int) -> None:
-        """Change the bit width; the quantizer must be calibrated again afterwards."""
-        self.bits = check_bits(bits)
-        self._set_calibrated(False)
-
-    def _set_calibrated(self, value: bool) -> None:
-        self.calibrated.fill_(value)
-        self._ready = value
-
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs) -> None:
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
-        self._ready = bool(self.calibrated)
-        self._tau = float(self.tau)
+        self._tau = float(self.tau)  # host-side mirror, like the calibrated flag
 
     # --- calibration -------------------------------------------------------------------------
     def start_observing(self, **observer_kwargs: object) -> None:

@@ -4,27 +4,16 @@ from __future__ import annotations
 import math
 
 import torch
-from torch import nn
 
-from ..errors import ConfigError, InvariantError
+from ..errors import InvariantError
 
 from ..registry import QUANTIZERS
-from .base import Quantizer
+from .base import MAX_BITS, MIN_BITS, SteppedQuantizer, check_bits  # noqa: F401  (re-exported)
 from .functional import drop_select, fake_quantize_inplace, fake_quantize_lsq, keep_mask
 from .observers import build_observer
 
-MIN_BITS, MAX_BITS = 2, 8
-
-
-def check_bits(bits: int, what: str = "bits") -> int:
-    """Return ``bits`` if it is an integer in 2..8, else raise ConfigError."""
-    if isinstance(bits, bool) or not isinstance(bits, int) or not MIN_BITS <= bits <= MAX_BITS:
-        raise ConfigError(f"{what} must be an integer in {MIN_BITS}..{MAX_BITS}, got {bits!r}")
-    return bits
-
-
 @QUANTIZERS.register_module(name="uniform")
-class UniformQuantizer(Quantizer):
+class UniformQuantizer(SteppedQuantizer):
     """x̂ = s·(clamp(round(x/s) + z, 0, 2^b − 1) − z), per tensor, per channel or per head.
 
     States: *observing* (pass-through while an observer records ranges), *calibrated* (quantizes),
@@ -39,8 +28,7 @@ class UniformQuantizer(Quantizer):
     def __init__(self, bits: int = 8, num_channels: int = 1, ch_axis: int | None = None,
                  symmetric: bool = False, observer: str = "lp", observer_kwargs: dict | None = None,
                  per_head: bool = False) -> None:
-        super().__init__()
-        self.bits = check_bits(bits)
+        super().__init__(bits, num_channels)
         if ch_axis is None and num_channels != 1:
             raise ValueError("a per-tensor quantizer has exactly one channel")
         if per_head and ch_axis is None:
@@ -51,31 +39,12 @@ class UniformQuantizer(Quantizer):
         self.observer_name = observer
         self.observer_kwargs = dict(observer_kwargs or {})
         build_observer(observer, ch_axis)  # fail early on a bad name
-        self.scale = nn.Parameter(torch.ones(num_channels), requires_grad=False)
         self.register_buffer("zero_point", torch.zeros(num_channels))
-        self.register_buffer("calibrated", torch.tensor(False))  # persisted in checkpoints
-        self._ready = False  # host-side mirror: forward never syncs with the device to read the buffer
         self.lsq_grad_scale = True  # LSQ: scale the step's gradient by 1/sqrt(N·Q_max) while it is learned
-
-    @property
-    def qmax(self) -> int:
-        return 2 ** self.bits - 1
 
     @property
     def granularity(self) -> str:
         return "tensor" if self.ch_axis is None else ("head" if self.per_head else "channel")
-
-    @property
-    def is_calibrated(self) -> bool:
-        return self._ready and bool(self.calibrated)
-
-    def learnable_steps(self) -> list[nn.Parameter]:
-        return [self.scale]
-
-    def set_bits(self, bits: int) -> None:
-        """Change the bit width; the quantizer must be calibrated again afterwards."""
-        self.bits = check_bits(bits)
-        self._set_calibrated(False)
 
     @torch.no_grad()
     def set_qparams(self, scale: torch.Tensor, zero_point: torch.Tensor) -> None:
@@ -83,14 +52,6 @@ class UniformQuantizer(Quantizer):
         self.scale.copy_(scale.reshape(self.scale.shape).to(self.scale))
         self.zero_point.copy_(zero_point.reshape(self.zero_point.shape).to(self.zero_point))
         self._set_calibrated(True)
-
-    def _set_calibrated(self, value: bool) -> None:
-        self.calibrated.fill_(value)
-        self._ready = value
-
-    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs) -> None:
-        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
-        self._ready = bool(self.calibrated)
 
     # --- calibration -------------------------------------------------------------------------
     def start_observing(self, **observer_kwargs: object) -> None:

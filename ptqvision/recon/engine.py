@@ -1,7 +1,9 @@
 """The block-reconstruction engine (AdaRound → BRECQ → QDrop, REFERENCE.md sections 1 and 3).
 
-The traced quantized model is cut into a schedule (:mod:`.graph`). Two streams of cached values run
-through it side by side over the calibration set: the full-precision stream (every quantizer off) and
+The model's adapter cuts the quantized twin into a schedule of units and plain items
+(:mod:`ptqvision.models.schedule`; torch.fx for CNNs, module swapping for transformers), whatever the
+family: a unit is captured inputs (any number, any shapes) → a module → outputs. Two streams of cached
+values run through it side by side over the calibration set: the full-precision stream (every quantizer off) and
 the quantized stream (the prefix as already reconstructed). At each unit the engine reads the unit's
 quantized and full-precision inputs and its full-precision output (the target) from the streams,
 optimises the unit, hardens it, and moves both streams past it. The network is thus run once per
@@ -13,7 +15,8 @@ difference: the unit's purely quantized output runs through the rest of the sche
 units and the head, whatever the architecture) in full precision to logits, compared by KL with the
 cached full-precision logits; and it can correct each block's calibration input (:mod:`.correction`).
 After every unit the model state is checkpointed atomically, so a killed run resumes at the next unit
-with identical results.
+with identical results. Layer units inside a piece that runs whole (an eager block) get their inputs and
+targets captured with hooks as the piece runs on each stream.
 """
 from __future__ import annotations
 
@@ -31,8 +34,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from ..errors import CheckpointError
-from ..errors import ConfigError
+from ..errors import CheckpointError, ConfigError
 from ..models.schedule import Item, Schedule, inner_item, last_uses, partition_table, run_items, unit_quantizers
 from ..nn import activation_quantizers
 from ..nn.calibrate import calibrate_activations, observing
