@@ -6,7 +6,6 @@ import sys
 
 import ptqvision  # noqa: F401  (before timm / torchvision)
 import pytest
-import timm
 import torch
 import torch.nn.functional as F
 from timm.models.swin_transformer import SwinTransformer, WindowAttention
