@@ -1,4 +1,5 @@
 """Test settings: one CPU thread, no hub access, ptqvision imported before torchvision."""
+import contextlib
 import os
 import sys
 
@@ -53,3 +54,24 @@ def build_rtn(model: torch.nn.Module, x: torch.Tensor, w_bits: int = 2, a_bits: 
     gm = quantize(model, dict(w_bits=w_bits, a_bits=a_bits, head_stem_8bit=False))
     calibrate(gm, list(x.split(32)), progress=False)
     return gm
+
+
+@contextlib.contextmanager
+def killed_after_units(n: int, error: type = KeyboardInterrupt):
+    """Within the block, the reconstruction engine raises ``error`` when it starts its (n+1)-th unit (a run
+    killed half-way)."""
+    from ptqvision.recon.engine import Reconstructor
+
+    calls, orig = [], Reconstructor._reconstruct
+
+    def dying(self, *args):
+        calls.append(1)
+        if len(calls) > n:
+            raise error
+        return orig(self, *args)
+
+    Reconstructor._reconstruct = dying
+    try:
+        yield
+    finally:
+        Reconstructor._reconstruct = orig

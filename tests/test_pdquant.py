@@ -3,7 +3,7 @@ import pytest
 import torch
 from torch import nn
 
-from conftest import build_rtn, train_quadrant_task
+from conftest import build_rtn, killed_after_units, train_quadrant_task
 
 from ptqvision.errors import ConfigError
 from ptqvision.methods import PRESETS
@@ -229,22 +229,9 @@ def test_pdquant_resumes_identically(trained, tmp_path):
     class Killed(Exception):
         pass
 
-    calls = []
-    orig = Reconstructor._reconstruct
-
-    def dying(self, *args):
-        calls.append(1)
-        if len(calls) > 2:
-            raise Killed
-        return orig(self, *args)
-
-    Reconstructor._reconstruct = dying
-    try:
-        with pytest.raises(Killed):
-            reconstruct(build_rtn(model, x), batches, settings(), "cpu", progress=False,
-                        work_dir=str(tmp_path / "b"), fingerprint="k", fp_model=model)
-    finally:
-        Reconstructor._reconstruct = orig
+    with killed_after_units(2, Killed), pytest.raises(Killed):
+        reconstruct(build_rtn(model, x), batches, settings(), "cpu", progress=False,
+                    work_dir=str(tmp_path / "b"), fingerprint="k", fp_model=model)
     resumed = build_rtn(model, x)
     reconstruct(resumed, batches, settings(), "cpu", progress=False, work_dir=str(tmp_path / "b"), fingerprint="k",
                 resume=True, fp_model=model)

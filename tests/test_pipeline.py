@@ -17,6 +17,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tools"))
 import quant as quant_cli  # noqa: E402
 import test as test_cli  # noqa: E402
+from conftest import killed_after_units  # noqa: E402
 
 
 class ConvWithConv1d(nn.Module):
@@ -223,8 +224,6 @@ def test_allocator_tuning_can_be_switched_off(monkeypatch):
 
 
 def test_qdrop_through_the_cli_records_everything_and_resumes_after_a_kill(tmp_path, dataset, capsys):
-    from ptqvision.recon.engine import Reconstructor
-
     cfg = write_config(tmp_path / "tiny_qdrop.py", dataset, method=dict(type="qdrop"),
                        recon=dict(iters=6, batch_size=4, round_lambda=0.1))
     assert quant_cli.main([cfg, "--dry-run"]) == 0
@@ -252,21 +251,9 @@ def test_qdrop_through_the_cli_records_everything_and_resumes_after_a_kill(tmp_p
 
     # killed after 4 units: --resume continues from unit 5 and ends with the same numbers
     killed = tmp_path / "killed"
-    calls = []
-    orig = Reconstructor._reconstruct
-
-    def dying(self, *args):
-        calls.append(1)
-        if len(calls) > 4:
-            raise KeyboardInterrupt
-        return orig(self, *args)
-
-    Reconstructor._reconstruct = dying
-    try:
+    with killed_after_units(4):
         assert quant_cli.main([cfg, "--work-dir", str(killed)]) == 130  # Ctrl-C
-        assert "interrupted: rerun with --resume" in capsys.readouterr().err
-    finally:
-        Reconstructor._reconstruct = orig
+    assert "interrupted: rerun with --resume" in capsys.readouterr().err
     assert (killed / "recon_state.pth").is_file() and not (killed / "results.json").exists()
     assert quant_cli.main([cfg, "--work-dir", str(killed), "--resume"]) == 0
     assert "continues at stage 0, unit 4" in (killed / "run.log").read_text()

@@ -26,6 +26,7 @@ from ptqvision.recon import reconstruct
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tools"))
 import quant as quant_cli  # noqa: E402
+from conftest import killed_after_units  # noqa: E402
 
 
 def tiny_vit(**kw) -> VisionTransformer:
@@ -251,8 +252,6 @@ def test_evaluation_invariants_hold_for_every_quantizer_kind():
 
 
 def test_vit_run_killed_half_way_resumes_to_the_same_numbers(tmp_path, capsys):
-    from ptqvision.recon.engine import Reconstructor
-
     cfg = os.path.join(ROOT, "configs", "demo", "vit_mnist_qdrop_w4a4.py")
     opts = ["--cfg-options", "calib.num_samples=32", "recon.iters=3", "data.val.rows=[1,5000,25]", "eval.progress=False",
             "quant.softmax=agq", "quant.attn_granularity=head"]
@@ -265,19 +264,9 @@ def test_vit_run_killed_half_way_resumes_to_the_same_numbers(tmp_path, capsys):
         assert results["adapter"] == "vit" and results["reconstruction"]["units"] == 8
         assert {r["type"] for r in results["placement"]} == {"uniform", "log2"}
         assert any(r["what"] == "LayerNorm" for r in results["full_precision"])
-        killed, calls, orig = tmp_path / "killed", [], Reconstructor._reconstruct
-
-        def dying(self, *args):
-            calls.append(1)
-            if len(calls) > 4:
-                raise KeyboardInterrupt
-            return orig(self, *args)
-
-        Reconstructor._reconstruct = dying
-        try:
+        killed = tmp_path / "killed"
+        with killed_after_units(4):
             assert quant_cli.main([cfg, "--work-dir", str(killed)] + opts) == 130
-        finally:
-            Reconstructor._reconstruct = orig
         assert quant_cli.main([cfg, "--work-dir", str(killed), "--resume"] + opts) == 0
         assert "continues at stage 0, unit 4" in (killed / "run.log").read_text()
         assert json.loads((killed / "results.json").read_text())["metrics"] == results["metrics"]
