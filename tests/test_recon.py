@@ -6,7 +6,7 @@ import torch
 import torchvision
 from torch import nn
 
-from conftest import build_rtn, train_quadrant_task
+from conftest import build_rtn, killed_after_units, train_quadrant_task
 
 from ptqvision.errors import ConfigError, InvariantError
 from ptqvision.methods import PRESETS
@@ -355,22 +355,9 @@ def test_resume_gives_identical_results(trained, tmp_path, method, kill_at):
     reconstruct(full, batches, settings(method), "cpu", progress=False, work_dir=str(tmp_path / "a"),
                 fingerprint="k")
     killed = build_rtn(model, x)
-    calls = []
-    orig = Reconstructor._reconstruct
-
-    def dying(self, *args):
-        calls.append(1)
-        if len(calls) > kill_at:
-            raise Killed
-        return orig(self, *args)
-
-    Reconstructor._reconstruct = dying
-    try:
-        with pytest.raises(Killed):
-            reconstruct(killed, batches, settings(method), "cpu", progress=False, work_dir=str(tmp_path / "b"),
-                        fingerprint="k")
-    finally:
-        Reconstructor._reconstruct = orig
+    with killed_after_units(kill_at, Killed), pytest.raises(Killed):
+        reconstruct(killed, batches, settings(method), "cpu", progress=False, work_dir=str(tmp_path / "b"),
+                    fingerprint="k")
     resumed = build_rtn(model, x)
     report = reconstruct(resumed, batches, settings(method), "cpu", progress=False, work_dir=str(tmp_path / "b"),
                          fingerprint="k", resume=True)

@@ -18,9 +18,9 @@ from ptqvision.models import adapter_for
 from ptqvision.models.schedule import Item, Schedule, Unit, run_items, unit_quantizers
 from ptqvision.models.vit import ViTAdapter
 from ptqvision.nn import QuantConfig, check_ready, placement
+from ptqvision.nn.calibrate import quantization_off
 from ptqvision.nn.ops import QuantMatMul, QuantSoftmax, quant_ops
 from ptqvision.quant import AdaRoundQuantizer, Log2Quantizer, UniformQuantizer
-from ptqvision.quant.base import Quantizer
 from ptqvision.recon import reconstruct
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -49,21 +49,7 @@ def qcfg(**kw) -> QuantConfig:
 
 def disabled(model: nn.Module):
     """Context: every quantizer off and weights raw (the twin in full precision)."""
-    class _Ctx:
-        def __enter__(self):
-            self.saved = [(q, q.enabled) for q in model.modules() if isinstance(q, Quantizer)]
-            self.ops = [(op, op.quantize_weight) for _, op in quant_ops(model)]
-            for q, _ in self.saved:
-                q.enabled = False
-            for op, _ in self.ops:
-                op.quantize_weight = False
-
-        def __exit__(self, *exc):
-            for q, s in self.saved:
-                q.enabled = s
-            for op, s in self.ops:
-                op.quantize_weight = s
-    return _Ctx()
+    return quantization_off(model)
 
 
 class _SeenFunctions(TorchFunctionMode):

@@ -23,10 +23,12 @@ from torch import nn
 
 from ..errors import UnsupportedLayerError
 from ..nn import QuantConfig, QuantConv2d, QuantLinear, calibrate
+from ..nn.calibrate import quantization_off
 from ..nn.coverage import uncovered_ops
+from ..nn.twin import act_quantizer, layer_kind, weight_quantizer
 from ..nn.ops import QuantMatMul, QuantOp, QuantSoftmax
 from ..nn.reparam import reparameterize_layernorm
-from ..quant import Log2Quantizer, UniformQuantizer, qparams_from_range
+from ..quant import Log2Quantizer, MinMaxObserver, UniformQuantizer
 from ..quant.base import Quantizer
 from ..registry import ADAPTERS, QUANTIZERS, lookup
 from .adapters import ADAPTER_ATTR, ModelAdapter
@@ -132,31 +134,15 @@ def _act_quantizer(cfg: QuantConfig, bits_key: str, granularity: str, heads: int
     bits = getattr(cfg, bits_key)
     if granularity == "softmax":  # the kind by its registered name: a user's own quantizer plugs in the same way
         kind, kwargs = SOFTMAX_QUANTIZERS[cfg.softmax]
-        if kind == "uniform":
-            kwargs = {"symmetric": False, "observer": cfg.a_observer, "observer_kwargs": {"p": cfg.lp_p}}
-        else:
-            kwargs = {**kwargs, "p": cfg.lp_p}
-        return lookup(QUANTIZERS, kind, "quantizer")(bits, **kwargs)
-    if granularity == "attn" and cfg.attn_granularity == "head":
-        return UniformQuantizer(bits, num_channels=heads, ch_axis=1, symmetric=cfg.a_symmetric,
-                                observer=cfg.a_observer, observer_kwargs={"p": cfg.lp_p}, per_head=True)
-    return UniformQuantizer(bits, symmetric=cfg.a_symmetric, observer=cfg.a_observer, observer_kwargs={"p": cfg.lp_p})
-
-
-def _weight_quantizer(weight: torch.Tensor, cfg: QuantConfig) -> UniformQuantizer:
-    per_channel = cfg.w_granularity == "channel"
-    return UniformQuantizer(cfg.w_bits, num_channels=weight.shape[0] if per_channel else 1,
-                            ch_axis=0 if per_channel else None, symmetric=cfg.w_symmetric,
-                            observer=cfg.w_observer, observer_kwargs={"p": cfg.lp_p})
+        if kind == "uniform":  # A lies in [0, 1]: asymmetric whatever quant.a_symmetric says
+            return UniformQuantizer(bits, symmetric=False, observer=cfg.a_observer, observer_kwargs={"p": cfg.lp_p})
+        return lookup(QUANTIZERS, kind, "quantizer")(bits, **kwargs, p=cfg.lp_p)
+    return act_quantizer(cfg, bits, heads if granularity == "attn" and cfg.attn_granularity == "head" else None)
 
 
 def _set_module(root: nn.Module, path: str, module: nn.Module) -> None:
     parent, _, leaf = path.rpartition(".")
     setattr(root.get_submodule(parent) if parent else root, leaf, module)
-
-
-def _is_plain_linear(m: nn.Module) -> bool:
-    return type(m) is nn.Linear or (isinstance(m, nn.Linear) and type(m).__name__ in ("Linear", "NonDynamicallyQuantizableLinear"))
 
 
 # --- schedule pieces --------------------------------------------------------------------------------
@@ -175,52 +161,36 @@ class _Fn(nn.Module):
         return self.name
 
 
-class ViTAttentionSubBlock(nn.Module):
-    """x + drop_path(ls(attn(norm1(x)))) of a timm ViT block."""
+class ResidualBranch(nn.Module):
+    """x + drop_path(scale(body(norm(x)))): one residual branch of a transformer block as a sub-block unit.
+    ``call`` runs the body when the block wraps it in more than a module call (Swin's window partition)."""
 
-    def __init__(self, block: nn.Module) -> None:
+    def __init__(self, norm: nn.Module, body: nn.Module, scale: nn.Module, drop_path: nn.Module,
+                 call: Callable[[torch.Tensor], torch.Tensor] | None = None) -> None:
         super().__init__()
-        self.norm1, self.attn, self.ls1, self.drop_path1 = block.norm1, block.attn, block.ls1, block.drop_path1
+        self.norm, self.body, self.scale, self.drop_path = norm, body, scale, drop_path
+        self.call = call  # a bound method of the block, not a module: the block is not owned
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.drop_path1(self.ls1(self.attn(self.norm1(x))))
+        h = self.norm(x)
+        return x + self.drop_path(self.scale(self.call(h) if self.call is not None else self.body(h)))
 
 
-class ViTMlpSubBlock(nn.Module):
-    """x + drop_path(ls(mlp(norm2(x)))) of a timm ViT block."""
-
-    def __init__(self, block: nn.Module) -> None:
-        super().__init__()
-        self.norm2, self.mlp, self.ls2, self.drop_path2 = block.norm2, block.mlp, block.ls2, block.drop_path2
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.drop_path2(self.ls2(self.mlp(self.norm2(x))))
-
-
-class SwinAttentionSubBlock(nn.Module):
-    """x + drop_path(shifted-window attention(norm1(x))) of a timm Swin block, on (B, H, W, C)."""
-
-    def __init__(self, block: nn.Module) -> None:
-        super().__init__()
-        self.norm1, self.attn, self.drop_path1 = block.norm1, block.attn, block.drop_path1
-        object.__setattr__(self, "block", block)  # for its window helpers, not owned
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.drop_path1(self.block._attn(self.norm1(x)))
-
-
-class SwinMlpSubBlock(nn.Module):
-    """x + drop_path(mlp(norm2(x))) of a timm Swin block, on (B, H, W, C)."""
-
-    def __init__(self, block: nn.Module) -> None:
-        super().__init__()
-        self.norm2, self.mlp, self.drop_path2 = block.norm2, block.mlp, block.drop_path2
+class TokenResidualBranch(ResidualBranch):
+    """A residual branch applied to (B, H, W, C) maps flattened to tokens (Swin's MLP)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         B, H, W, C = x.shape
-        x = x.reshape(B, -1, C)
-        x = x + self.drop_path2(self.mlp(self.norm2(x)))
-        return x.reshape(B, H, W, C)
+        return super().forward(x.reshape(B, -1, C)).reshape(B, H, W, C)
+
+
+def sub_blocks(block: nn.Module, swin: bool) -> tuple[nn.Module, nn.Module]:
+    """Return the attention and MLP sub-blocks of a timm ViT or Swin block."""
+    if swin:
+        return (ResidualBranch(block.norm1, block.attn, nn.Identity(), block.drop_path1, call=block._attn),
+                TokenResidualBranch(block.norm2, block.mlp, nn.Identity(), block.drop_path2))
+    return (ResidualBranch(block.norm1, block.attn, block.ls1, block.drop_path1),
+            ResidualBranch(block.norm2, block.mlp, block.ls2, block.drop_path2))
 
 
 class ViTHead(nn.Module):
@@ -270,11 +240,11 @@ class ViTAdapter(ModelAdapter):
         proj = twin.patch_embed.proj
         if type(proj) is not nn.Conv2d:
             raise UnsupportedLayerError(f"patch embedding {type(proj).__name__} has no quantized counterpart")
-        twin.patch_embed.proj = QuantConv2d.from_float(proj, _weight_quantizer(proj.weight, cfg))
+        twin.patch_embed.proj = QuantConv2d.from_float(proj, weight_quantizer(proj, cfg))
         twin.patch_embed.proj.input_quantizer = _act_quantizer(cfg, *VIT_RULES["patch_embed"]["input"], 1)
         for path, m in list(twin.named_modules()):
-            if _is_plain_linear(m):
-                q = QuantLinear.from_float(m, _weight_quantizer(m.weight, cfg))
+            if layer_kind(m) == "linear":
+                q = QuantLinear.from_float(m, weight_quantizer(m, cfg))
                 q.input_quantizer = _act_quantizer(cfg, *VIT_RULES["linear"]["input"], 1)
                 _set_module(twin, path, q)
             elif isinstance(m, (nn.Conv2d, nn.Embedding, nn.MultiheadAttention)) and not isinstance(m, QuantConv2d):
@@ -326,15 +296,8 @@ class ViTAdapter(ModelAdapter):
         pe = twin.patch_embed
         size = tuple(pe.img_size) if getattr(pe, "img_size", None) else (224, 224)
         x = torch.zeros(1, pe.proj.in_channels, *size, device=next(twin.parameters()).device)
-        quantizers = [m for m in twin.modules() if isinstance(m, Quantizer)]
-        states = [q.enabled for q in quantizers]
-        for q in quantizers:
-            q.enabled = False
-        try:
+        with quantization_off(twin):  # before calibration: the ops run, their quantizers pass through
             left = uncovered_ops(twin, lambda m: m(x))
-        finally:
-            for q, s in zip(quantizers, states):
-                q.enabled = s
         if left:
             raise UnsupportedLayerError("ops outside every quantized op (they would stay silently in full "
                                         f"precision): {'; '.join(left[:4])}")
@@ -392,41 +355,21 @@ class ViTAdapter(ModelAdapter):
         """RepQ-ViT: per-channel ranges of every post-LayerNorm activation (full precision), folded into the
         LayerNorm affine and the next Linears' columns; their input quantizers get the per-tensor mean."""
         norms = [qmodel.get_submodule(n) for n, _ in qmodel.ptq_reparam_targets]
-        lo: list[torch.Tensor | None] = [None] * len(norms)
-        hi: list[torch.Tensor | None] = [None] * len(norms)
-
-        def hook(i: int):
-            def record(_m, _a, out):
-                flat = out.detach().reshape(-1, out.shape[-1]).float()
-                a, b = flat.amin(0), flat.amax(0)
-                lo[i] = a if lo[i] is None else torch.minimum(lo[i], a)
-                hi[i] = b if hi[i] is None else torch.maximum(hi[i], b)
-            return record
-
-        handles = [n.register_forward_hook(hook(i)) for i, n in enumerate(norms)]
-        ops = [m for m in qmodel.modules() if isinstance(m, QuantOp)]
-        quantizers = [m for m in qmodel.modules() if isinstance(m, Quantizer)]
-        saved = [(m.quantize_weight) for m in ops], [q.enabled for q in quantizers]
-        for m in ops:
-            m.quantize_weight = False
-        for q in quantizers:
-            q.enabled = False
+        observers = [MinMaxObserver(ch_axis=-1) for _ in norms]  # per channel: the last (embedding) axis
+        handles = [n.register_forward_hook(lambda _m, _a, out, o=o: o.update(out)) for n, o in zip(norms, observers)]
         try:
-            for b in batches:
-                b = b if isinstance(b, (tuple, list)) else (b,)
-                qmodel(*[t.to(device) for t in b])
+            with quantization_off(qmodel):
+                for b in batches:
+                    b = b if isinstance(b, (tuple, list)) else (b,)
+                    qmodel(*[t.to(device) for t in b])
         finally:
             for h in handles:
                 h.remove()
-            for m, s in zip(ops, saved[0]):
-                m.quantize_weight = s
-            for q, s in zip(quantizers, saved[1]):
-                q.enabled = s
         rows = []
         for i, (norm_path, linear_paths) in enumerate(qmodel.ptq_reparam_targets):
             linears = [qmodel.get_submodule(p) for p in linear_paths]
             bits = linears[0].input_quantizer.bits
-            scale_c, zp_c = qparams_from_range(lo[i], hi[i], bits)
+            scale_c, zp_c = observers[i].qparams(bits, symmetric=False)
             scale, zero_point = reparameterize_layernorm(norms[i], linears, scale_c, zp_c)
             for p in linear_paths:
                 qmodel.ptq_fixed_ranges[f"{p}.input_quantizer"] = (scale.detach().clone(), zero_point.detach().clone())
@@ -488,10 +431,9 @@ class ViTAdapter(ModelAdapter):
                 if partition_mode in ("block", "layer"):
                     add(block, Unit(path, "block"))
                 else:
-                    attn_cls, mlp_cls = (SwinAttentionSubBlock, SwinMlpSubBlock) if swin \
-                        else (ViTAttentionSubBlock, ViTMlpSubBlock)
-                    add(attn_cls(block), Unit(f"{path}.attn", "sub_block"))
-                    add(mlp_cls(block), Unit(f"{path}.mlp", "sub_block"))
+                    attn, mlp = sub_blocks(block, swin)
+                    add(attn, Unit(f"{path}.attn", "sub_block"))
+                    add(mlp, Unit(f"{path}.mlp", "sub_block"))
         add(qmodel.norm, None)
         add(qmodel.head if swin else ViTHead(qmodel), Unit("head", "layer"))
         return Schedule(items, ["image"], items[-1].outputs[0])

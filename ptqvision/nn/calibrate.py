@@ -9,12 +9,7 @@ from torch import nn
 from tqdm import tqdm
 
 from ..quant.base import Quantizer
-from .ops import quant_ops, weight_quantizer_ids
-
-
-def weight_quantizers(model: nn.Module) -> list[Quantizer]:
-    """Return the weight quantizers of every quantized op."""
-    return [op.quantizers()[role] for _, op in quant_ops(model) for role in op.weights() if role in op.quantizers()]
+from .ops import quant_ops, weight_quantizer_ids, weight_quantizers  # noqa: F401  (weight_quantizers re-exported)
 
 
 def activation_quantizers(model: nn.Module) -> list[Quantizer]:
@@ -56,6 +51,25 @@ def calibrate_activations(model: nn.Module, batches: Iterable[Any], device: torc
             (forward or _call)(model, batch)
             seen += batch[0].shape[0]
     return seen
+
+
+@contextmanager
+def quantization_off(model: nn.Module) -> Iterator[None]:
+    """Run the enclosed code with every quantizer of ``model`` disabled and every op on its raw weights (the
+    twin computes in full precision); the previous states come back afterwards."""
+    ops = [(op, op.quantize_weight) for _, op in quant_ops(model)]
+    quantizers = [(q, q.enabled) for q in model.modules() if isinstance(q, Quantizer)]
+    for op, _ in ops:
+        op.quantize_weight = False
+    for q, _ in quantizers:
+        q.enabled = False
+    try:
+        yield
+    finally:
+        for op, flag in ops:
+            op.quantize_weight = flag
+        for q, flag in quantizers:
+            q.enabled = flag
 
 
 @contextmanager

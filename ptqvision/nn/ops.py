@@ -47,10 +47,14 @@ def quant_ops(model: nn.Module) -> Iterator[tuple[str, QuantOp]]:
             yield name, m
 
 
+def weight_quantizers(model: nn.Module) -> list[Quantizer]:
+    """Return the weight quantizers of every quantized op."""
+    return [op.quantizers()[role] for _, op in quant_ops(model) for role in op.weights() if role in op.quantizers()]
+
+
 def weight_quantizer_ids(model: nn.Module) -> set[int]:
     """Return the ids of the quantizers that quantize a weight."""
-    return {id(op.quantizers()[role]) for _, op in quant_ops(model) for role in op.weights()
-            if role in op.quantizers()}
+    return {id(q) for q in weight_quantizers(model)}
 
 
 def _maybe(q: Optional[Quantizer], x: torch.Tensor, partner: Optional[torch.Tensor] = None) -> torch.Tensor:

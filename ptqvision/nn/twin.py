@@ -61,7 +61,7 @@ CONV_SUBCLASSES = ("Conv2dSame",)
 LINEAR_SUBCLASSES = ("Linear", "NonDynamicallyQuantizableLinear")
 
 
-def _conv_kind(m: nn.Module | None) -> str | None:
+def layer_kind(m: nn.Module | None) -> str | None:
     """Return 'conv', 'conv_same', 'linear' for a layer with a quantized counterpart, else None."""
     if type(m) is nn.Conv2d:
         return "conv"
@@ -177,7 +177,7 @@ def _check_supported(gm: fx.GraphModule) -> None:
         if node.op != "call_module":
             continue
         m = _module(gm, node)
-        if _conv_kind(m) is not None:
+        if layer_kind(m) is not None:
             seen[node.target] = seen.get(node.target, 0) + 1
             if seen[node.target] > 1:
                 raise UnsupportedLayerError(f"layer '{node.target}' is called more than once (shared weights)")
@@ -190,29 +190,33 @@ def _check_supported(gm: fx.GraphModule) -> None:
                 f"layer type {type(m).__name__} at '{node.target}' has no quantized counterpart")
 
 
-def _weight_quantizer(layer: nn.Module, cfg: QuantConfig) -> UniformQuantizer:
+def weight_quantizer(layer: nn.Module, cfg: QuantConfig) -> UniformQuantizer:
+    """Return the weight quantizer of ``layer`` by the config (per output channel or per tensor)."""
     per_channel = cfg.w_granularity == "channel"
     return UniformQuantizer(cfg.w_bits, num_channels=layer.weight.shape[0] if per_channel else 1,
                             ch_axis=0 if per_channel else None, symmetric=cfg.w_symmetric,
                             observer=cfg.w_observer, observer_kwargs={"p": cfg.lp_p})
 
 
-def _act_quantizer(cfg: QuantConfig) -> UniformQuantizer:
-    return UniformQuantizer(cfg.a_bits, symmetric=cfg.a_symmetric, observer=cfg.a_observer,
-                            observer_kwargs={"p": cfg.lp_p})
+def act_quantizer(cfg: QuantConfig, bits: int | None = None, heads: int | None = None) -> UniformQuantizer:
+    """Return a per-tensor activation quantizer by the config (``bits`` default ``cfg.a_bits``), or one per
+    head along axis 1 of a (B, heads, tokens, dim) tensor when ``heads`` is given."""
+    per_head = {"num_channels": heads, "ch_axis": 1, "per_head": True} if heads else {}
+    return UniformQuantizer(cfg.a_bits if bits is None else bits, symmetric=cfg.a_symmetric,
+                            observer=cfg.a_observer, observer_kwargs={"p": cfg.lp_p}, **per_head)
 
 
 def _swap_layers(gm: fx.GraphModule, cfg: QuantConfig) -> list[fx.Node]:
     layers = []
     for node in gm.graph.nodes:
         m = _module(gm, node)
-        kind = _conv_kind(m)
+        kind = layer_kind(m)
         if kind is None:
             continue
         if kind == "linear":
-            q = QuantLinear.from_float(m, _weight_quantizer(m, cfg))
+            q = QuantLinear.from_float(m, weight_quantizer(m, cfg))
         else:
-            q = QuantConv2d.from_float(m, _weight_quantizer(m, cfg), tf_same_padding=kind == "conv_same")
+            q = QuantConv2d.from_float(m, weight_quantizer(m, cfg), tf_same_padding=kind == "conv_same")
         _set_module(gm, node.target, q)
         layers.append(node)
     return layers
@@ -248,7 +252,7 @@ def _only_feeds_add_or_output(gm: fx.GraphModule, node: fx.Node) -> bool:
 
 
 def _insert_quantizer_after(gm: fx.GraphModule, node: fx.Node, path: str, cfg: QuantConfig) -> fx.Node:
-    gm.add_submodule(path, _act_quantizer(cfg))
+    gm.add_submodule(path, act_quantizer(cfg))
     with gm.graph.inserting_after(node):
         qnode = gm.graph.call_module(path, (node,))
     qnode.meta["nn_module_stack"] = dict(node.meta.get("nn_module_stack", {}))
@@ -264,7 +268,7 @@ def _owner_path(node: fx.Node) -> str:
 def _place_activation_quantizers(gm: fx.GraphModule, cfg: QuantConfig, layers: list[fx.Node]) -> None:
     for node in layers:
         if not _only_feeds_add_or_output(gm, node):
-            gm.get_submodule(node.target).output_quantizer = _act_quantizer(cfg)
+            gm.get_submodule(node.target).output_quantizer = act_quantizer(cfg)
     if not cfg.quantize_residual_output:
         return
     used: set[str] = set()
@@ -289,7 +293,7 @@ def _place_activation_quantizers(gm: fx.GraphModule, cfg: QuantConfig, layers: l
 def _quantize_layer_inputs(gm: fx.GraphModule, cfg: QuantConfig, layers: list[fx.Node]) -> None:
     for node in layers:
         if _input_source(gm, node)[0] == "none":
-            gm.get_submodule(node.target).input_quantizer = _act_quantizer(cfg)
+            gm.get_submodule(node.target).input_quantizer = act_quantizer(cfg)
 
 
 def _quantizer_feeding(gm: fx.GraphModule, node: fx.Node) -> UniformQuantizer | None:
