@@ -20,11 +20,12 @@ FREE = object()  # marks a value whose inner keys are not checked
 DEFAULTS: dict[str, Any] = {
     "model": {"type": None, "name": None, "weights": None, "num_classes": 1000, "seed": 0, "kwargs": FREE,
               "family": "auto"},
+    # task.* and data.calib/data.val keys beyond 'type' come from the chosen task (Task.defaults,
+    # Task.data_defaults): see schema()
     "task": {"type": "classification"},
     "data": {
-        # type 'images' (ImageFolder tree under root, or a list file) or 'mnist_csv' (file, rows [start, stop))
-        "calib": {"type": "images", "root": None, "list_file": None, "file": None, "rows": None},
-        "val": {"type": "images", "root": None, "list_file": None, "file": None, "rows": None},
+        "calib": {},
+        "val": {},
         "preprocess": {"resize": None, "crop": None, "interpolation": None, "mean": None, "std": None},
         "batch_size": 64,
         "num_workers": 0,
@@ -66,19 +67,37 @@ def _merge(defaults: Any, cfg: Any) -> Any:
     return copy.deepcopy(cfg)
 
 
+def schema(task_type: str) -> dict:
+    """Return the config schema (with defaults) for an experiment of task ``task_type``: DEFAULTS with the
+    task's own ``task.*`` keys and its ``data.calib`` / ``data.val`` keys filled in."""
+    from . import tasks  # noqa: F401  (registers the built-in tasks)
+    from .registry import TASKS, lookup
+
+    task_cls = lookup(TASKS, task_type, "task.type")
+    out = copy.deepcopy(DEFAULTS, {id(FREE): FREE})  # FREE is a marker: keep its identity
+    out["task"] = {"type": task_type, **copy.deepcopy(task_cls.defaults)}
+    for split in ("calib", "val"):
+        out["data"][split] = copy.deepcopy(task_cls.data_defaults)
+    return out
+
+
 def resolve(cfg: Mapping) -> dict:
     """Return ``cfg`` checked against the schema and completed with defaults."""
-    _check_keys(cfg, DEFAULTS)
-    out = _merge(DEFAULTS, cfg)
+    task = cfg.get("task", {})
+    task_type = task.get("type", DEFAULTS["task"]["type"]) if isinstance(task, Mapping) else None
+    if not isinstance(task_type, str):
+        raise ConfigError(f"task.type must be a registered task name, got {task_type!r}")
+    defaults = schema(task_type)
+    _check_keys(cfg, defaults)
+    out = _merge(defaults, cfg)
     QuantConfig.from_any(out["quant"])  # validates bits, observers, overrides
     if not out["model"]["type"]:
         raise ConfigError("model.type is required")
     from . import models, tasks  # noqa: F401  (registers the built-in adapters and tasks)
-    from .registry import ADAPTERS, TASKS, lookup
+    from .registry import ADAPTERS, lookup
 
     if out["model"]["family"] != "auto":
         lookup(ADAPTERS, out["model"]["family"], "model.family")
-    lookup(TASKS, out["task"]["type"], "task.type")
     minimum = {"calib.num_samples": 1, "calib.batch_size": 1, "recon.batch_size": 1, "data.batch_size": 1,
                "recon.iters": 0, "seed": 0, "calib.seed": 0, "model.seed": 0, "data.num_workers": 0}
     for key, low in minimum.items():

@@ -303,10 +303,11 @@ def test_reconstruction_lowers_unit_losses_and_output_error(trained, method):
     report = reconstruct(gm, list(x.split(32)), settings(method, iters=300, weight_lr=1e-2), "cpu", progress=False)
     check_ready(gm)
     rows = [r for r in report["per_unit"] if r["stage"] != "acts"]
-    # QDrop trains on half-quantized inputs, so its all-quantized unit loss falls less in 300 iterations
-    # (0.80 of RTN's on this machine's torch, before and after the adapter redesign alike)
-    factor = 0.85 if method == "qdrop" else 0.8
-    assert sum(r["loss_after"] for r in rows) < factor * sum(r["loss_before"] for r in rows)
+    # The geometric mean of the per-unit ratios, not the ratio of the sums: one unit whose loss rounding
+    # cannot move (BRECQ's body.2 on an AMD EPYC build of torch: 128.2 -> 128.1) would otherwise decide
+    # the test, and which unit that is depends on the CPU the toy model was trained on.
+    ratios = torch.tensor([r["loss_after"] / r["loss_before"] for r in rows])
+    assert float(ratios.log().mean().exp()) < 0.8
     assert sum(r["loss_after"] < r["loss_before"] for r in rows) >= 0.7 * len(rows)
     with torch.no_grad():
         ref = model(x)

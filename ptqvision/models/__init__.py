@@ -2,7 +2,7 @@
 model adapters (one per family: placement, full-precision entries, calibration, units)."""
 from .. import _compat  # noqa: F401  (must run before torchvision is imported)
 from .registry import build_model, list_models, register_model
-from . import efficientnet_lite, mobilenet_v2_folded, torchvision_cnn, vit_mnist  # noqa: F401,E402  (builders)
+from . import efficientnet_lite, mobilenet_v2_folded, sam, torchvision_cnn, vit_mnist  # noqa: F401,E402  (builders)
 from .adapters import ModelAdapter, adapter_for, get_adapter  # noqa: E402
 from . import vit  # noqa: F401,E402  (registers the vit adapter)
 

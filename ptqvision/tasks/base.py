@@ -13,6 +13,10 @@ class Task:
 
     name = "base"
     metric_keys: tuple[str, ...] = ()
+    #: the task's own ``task.*`` config keys with their defaults (beside ``type``)
+    defaults: dict = {}
+    #: the keys of ``data.calib`` and ``data.val`` with their defaults
+    data_defaults: dict = {}
 
     def __init__(self, cfg: dict, preprocess: dict) -> None:
         self.cfg = cfg

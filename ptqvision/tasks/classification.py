@@ -40,6 +40,8 @@ class ClassificationTask(Task):
 
     name = "classification"
     metric_keys = ("top1", "top5")
+    # type 'images' (ImageFolder tree under root, or a list file) or 'mnist_csv' (file, rows [start, stop))
+    data_defaults = {"type": "images", "root": None, "list_file": None, "file": None, "rows": None}
 
     def __init__(self, cfg: dict, preprocess: dict) -> None:
         super().__init__(cfg, preprocess)
