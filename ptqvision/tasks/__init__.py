@@ -2,6 +2,7 @@
 from ..registry import TASKS, lookup
 from .base import Task
 from .classification import ClassificationTask, build_dataset, check_labels
+from .instance_segmentation import CocoInstanceTask  # noqa: F401  (registers coco_instance)
 
 
 def build_task(cfg: dict, preprocess: dict) -> Task:
