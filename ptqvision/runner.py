@@ -102,11 +102,16 @@ def build_preprocess(cfg: dict, default: dict) -> dict:
     return out
 
 
+def quantize_model(cfg: dict, fp_model: nn.Module) -> tuple[nn.Module, ModelAdapter]:
+    """Return (uncalibrated quantized twin, adapter) of ``fp_model`` for a resolved config."""
+    adapter = adapter_for(fp_model, cfg["model"]["family"])
+    return adapter.quantize(fp_model, QuantConfig.from_any(cfg["quant"])), adapter
+
+
 def build_quantized(cfg: dict) -> tuple[nn.Module, nn.Module, dict, ModelAdapter]:
     """Return (FP model, uncalibrated quantized twin, preprocessing, adapter) for a resolved config."""
     fp_model, default_pre = build_model(cfg["model"])
-    adapter = adapter_for(fp_model, cfg["model"]["family"])
-    qmodel = adapter.quantize(fp_model, QuantConfig.from_any(cfg["quant"]))
+    qmodel, adapter = quantize_model(cfg, fp_model)
     return fp_model, qmodel, build_preprocess(cfg, default_pre), adapter
 
 
@@ -161,7 +166,10 @@ def run(config_path: str, work_dir: str | None = None, options: list[str] | None
     method = get_method(cfg["method"]["type"])
     torch.manual_seed(cfg["seed"])
 
-    fp_model, qmodel, pre, adapter = build_quantized(cfg)
+    fp_model, default_pre = build_model(cfg["model"])
+    pre = build_preprocess(cfg, default_pre)
+    task = build_task(cfg, pre) if not dry_run else None  # bad data fails here, before any quantization work
+    qmodel, adapter = quantize_model(cfg, fp_model)
     rows = placement(qmodel)
     fp_rows = adapter.full_precision(qmodel)
     # checked before any work: the partition exists and distribution correction has BN statistics
@@ -182,7 +190,6 @@ def run(config_path: str, work_dir: str | None = None, options: list[str] | None
     atomic_write_text(os.path.join(work_dir, "config.py"), dump_config(cfg))
     LOG.info("config %s -> %s (device %s, %s adapter, %s task)", config_path, work_dir, dev, adapter.name,
              cfg["task"]["type"])
-    task = build_task(cfg, pre)
     calib_batches, calib_info = task.calibration()
     LOG.info("calibration: %d samples, seed %d, sha256 %s", calib_info["num_samples"], calib_info["seed"],
              calib_info["sha256"][:16])
@@ -209,7 +216,7 @@ def run(config_path: str, work_dir: str | None = None, options: list[str] | None
         LOG.info("resume: quantized model from %s", ckpt_path)
     else:
         t = time.perf_counter()
-        calib_record = adapter.calibrate(qmodel, calib_batches, dev, progress=progress)
+        calib_record = adapter.calibrate(qmodel, calib_batches, dev, progress=progress, work_dir=work_dir)
         times["calibration"] = time.perf_counter() - t
         LOG.info("calibrated %d quantizers in %.1fs", len(rows), times["calibration"])
         t = time.perf_counter()

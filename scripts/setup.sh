@@ -10,4 +10,4 @@ PYTHON=${PYTHON:-python3}
 export PIP_CONSTRAINT="$PWD/requirements/constraints-cpu.txt"
 .venv/bin/python -m pip install --quiet -r requirements/cpu.txt
 .venv/bin/python -m pip install --quiet --no-deps --no-build-isolation -e .
-.venv/bin/python -c "import ptqvision, torchvision, timm, segment_anything, pycocotools, mmengine; print('ptqvision', ptqvision.__version__, 'ready: torch', __import__('torch').__version__, 'torchvision', torchvision.__version__)"
+.venv/bin/python -c "import ptqvision, torchvision, timm, segment_anything, pycocotools, mmengine, scipy; print('ptqvision', ptqvision.__version__, 'ready: torch', __import__('torch').__version__, 'torchvision', torchvision.__version__)"

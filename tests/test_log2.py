@@ -56,7 +56,7 @@ def test_known_values_round_in_the_log_domain():
 def test_log2_levels_masks():
     m, inside = log2_levels(torch.tensor([2.0, 1.0, 2 ** -3, 2 ** -9]), 1.0, 1.0, 7)
     assert m.tolist() == [1.0, 1.0, 0.125, 0.0]
-    assert inside.tolist() == [False, True, True, False]
+    assert inside.tolist() == [0.0, 1.0, 1.0, 0.0]
 
 
 def grid_map(tau: int, shape=(2, 3, 16, 24), seed: int = 0) -> torch.Tensor:

@@ -269,12 +269,36 @@ def test_cache_policies():
         choose_policy("auto", cpu, 2 ** 60)
     with pytest.raises(ConfigError, match="recon.cache"):
         choose_policy("disk", cpu, 10)
-    value = CachedValue(CachePolicy(cpu, torch.float16), 6)
+    value = CachedValue(CachePolicy(cpu, torch.float16), [0, 4, 6])
     x = torch.randn(6, 3)
     value.put(0, x[:4])
     value.put(4, x[4:])
     got = value.gather(torch.tensor([5, 0]), cpu)
     assert got.dtype == torch.float32 and torch.allclose(got, x[[5, 0]], atol=1e-2)
+    assert value.buffer is not None  # one row per sample: one dense buffer
+
+
+def test_cached_values_with_several_rows_per_sample():
+    """SAM's values: the prompts of an image (a varying number of rows per sample, batches of one image) and
+    the windows of an image (a fixed number per sample, batches of several images)."""
+    cpu = torch.device("cpu")
+    prompts = [torch.randn(1, 5), torch.randn(3, 5), torch.randn(2, 5)]  # one image per batch
+    value = CachedValue(CachePolicy(cpu, torch.float32), [0, 1, 2, 3])
+    for i, p in enumerate(prompts):
+        value.put(i, p)
+    assert value.buffer is None and value.nbytes == 6 * 5 * 4  # turned ragged at the second image
+    assert torch.equal(value.gather(torch.tensor([1]), cpu), prompts[1])
+    assert torch.equal(value.gather(torch.tensor([2, 0]), cpu), torch.cat([prompts[2], prompts[0]]))
+    assert torch.equal(value.get(1, 2, cpu, 1), prompts[1])
+    windows = CachedValue(CachePolicy(cpu, torch.float32), [0, 2, 3])  # 4 windows per image
+    w = torch.randn(3 * 4, 2)
+    windows.put(0, w[:8])
+    windows.put(2, w[8:])
+    assert torch.equal(windows.gather(torch.tensor([1, 2]), cpu), w[4:12])
+    odd = CachedValue(CachePolicy(cpu, torch.float32), [0, 2])
+    odd.put(0, torch.randn(3, 2))  # 3 rows for 2 samples: which belongs to which is unknown
+    with pytest.raises(ConfigError, match="calib.batch_size=1"):
+        odd.gather(torch.tensor([0]), cpu)
 
 
 def test_settings_are_checked():

@@ -1,12 +1,13 @@
 """Methods are presets of the engine: each is a function that refines a calibrated quantized twin, and
 (for the reconstruction methods) a preset of the ``recon`` settings it implies; a method may also preset
-placement options it is defined with (RepQ-ViT: LayerNorm reparameterisation and a log√2 softmax)."""
+placement options it is defined with (RepQ-ViT: LayerNorm reparameterisation and a log√2 softmax; PTQ4SAM:
+Bimodal Integration and the AGQ softmax quantizer)."""
 from __future__ import annotations
 
 from typing import Callable
 
 from ..registry import METHODS, lookup
-from . import adaround, brecq, pdquant, qdrop
+from . import adaround, brecq, pdquant, ptq4sam, qdrop
 from .rtn import rtn
 
 METHODS.register_module(name="rtn", module=rtn)
@@ -15,12 +16,14 @@ METHODS.register_module(name="adaround", module=adaround.adaround)
 METHODS.register_module(name="brecq", module=brecq.brecq)
 METHODS.register_module(name="qdrop", module=qdrop.qdrop)
 METHODS.register_module(name="pdquant", module=pdquant.pdquant)
+METHODS.register_module(name="ptq4sam", module=ptq4sam.ptq4sam)
 
 PRESETS: dict[str, dict] = {"adaround": adaround.PRESET, "brecq": brecq.PRESET, "qdrop": qdrop.PRESET,
-                           "pdquant": pdquant.PRESET}
+                           "pdquant": pdquant.PRESET, "ptq4sam": ptq4sam.PRESET}
 # Placement options a method is defined with; they fill quant.* keys the config leaves at None.
-QUANT_PRESETS: dict[str, dict] = {"repqvit": {"ln_reparam": True, "softmax": "log_sqrt2"}}
-QUANT_DEFAULTS = {"ln_reparam": False, "softmax": "uniform"}
+QUANT_PRESETS: dict[str, dict] = {"repqvit": {"ln_reparam": True, "softmax": "log_sqrt2"},
+                                  "ptq4sam": ptq4sam.QUANT_PRESET}
+QUANT_DEFAULTS = {"ln_reparam": False, "softmax": "uniform", "bimodal_integration": False}
 
 
 def get_method(name: str) -> Callable:

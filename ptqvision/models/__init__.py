@@ -4,6 +4,6 @@ from .. import _compat  # noqa: F401  (must run before torchvision is imported)
 from .registry import build_model, list_models, register_model
 from . import efficientnet_lite, mobilenet_v2_folded, sam, torchvision_cnn, vit_mnist  # noqa: F401,E402  (builders)
 from .adapters import ModelAdapter, adapter_for, get_adapter  # noqa: E402
-from . import vit  # noqa: F401,E402  (registers the vit adapter)
+from . import sam_adapter, vit  # noqa: F401,E402  (register the sam and vit adapters)
 
 __all__ = ["build_model", "list_models", "register_model", "ModelAdapter", "adapter_for", "get_adapter"]

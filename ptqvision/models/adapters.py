@@ -40,8 +40,9 @@ class ModelAdapter:
         return []
 
     def calibrate(self, qmodel: nn.Module, batches: Iterable[Any], device: torch.device, progress: bool = True,
-                  forward: Callable | None = None) -> dict:
-        """Set every quantizer's range from the calibration batches; return a record of what was done."""
+                  forward: Callable | None = None, work_dir: str | None = None) -> dict:
+        """Set every quantizer's range from the calibration batches; return a record of what was done (plots
+        of what it did may go to ``work_dir``)."""
         calibrate(qmodel, batches, device, progress=progress, forward=forward)
         return {}
 
@@ -74,6 +75,7 @@ class CNNAdapter(ModelAdapter):
         return True  # the fallback: anything torch.fx traces
 
     def quantize(self, model: nn.Module, config: QuantConfig) -> nn.Module:
+        refuse_sam_options(QuantConfig.from_any(config), self.name)
         twin = quantize(model, config)
         setattr(twin, ADAPTER_ATTR, self.name)
         return twin
@@ -83,6 +85,12 @@ class CNNAdapter(ModelAdapter):
         if not isinstance(qmodel, fx.GraphModule):
             raise ConfigError("the cnn adapter reconstructs traced twins only (build it with its quantize())")
         return build_schedule(qmodel, partition(qmodel, partition_mode, skip_first_layer))
+
+
+def refuse_sam_options(cfg: QuantConfig, family: str) -> None:
+    """Raise ConfigError when a SAM-only placement option is on for another family."""
+    if cfg.bimodal_integration:
+        raise ConfigError(f"quant.bimodal_integration applies to SAM's decoder only, not to {family} models")
 
 
 def get_adapter(name: str) -> ModelAdapter:

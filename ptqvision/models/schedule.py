@@ -32,6 +32,7 @@ class Unit:
     kind: str
     nodes: list = field(default_factory=list)         # traced graphs: the unit's nodes
     members: list[nn.Module] | None = None
+    loss_dim: int = 1                                 # the channel dim the reconstruction loss sums over
 
 
 @dataclass

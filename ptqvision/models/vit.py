@@ -25,18 +25,15 @@ from ..errors import UnsupportedLayerError
 from ..nn import QuantConfig, QuantConv2d, QuantLinear, calibrate
 from ..nn.calibrate import quantization_off
 from ..nn.coverage import uncovered_ops
-from ..nn.twin import act_quantizer, layer_kind, weight_quantizer
-from ..nn.ops import QuantMatMul, QuantOp, QuantSoftmax
+from ..nn.twin import layer_kind, weight_quantizer
+from ..nn.ops import QuantMatMul, QuantSoftmax
 from ..nn.reparam import reparameterize_layernorm
-from ..quant import Log2Quantizer, MinMaxObserver, UniformQuantizer
+from ..quant import Log2Quantizer, MinMaxObserver
 from ..quant.base import Quantizer
-from ..registry import ADAPTERS, QUANTIZERS, lookup
-from .adapters import ADAPTER_ATTR, ModelAdapter
+from ..registry import ADAPTERS
+from .adapters import ADAPTER_ATTR, ModelAdapter, refuse_sam_options
 from .schedule import Item, Schedule, Unit
-
-# quant.softmax -> (registered quantizer kind, its arguments)
-SOFTMAX_QUANTIZERS = {"uniform": ("uniform", {}), "log2": ("log2", {"mode": "log2"}),
-                      "log_sqrt2": ("log2", {"mode": "log_sqrt2"}), "agq": ("log2", {"mode": "agq"})}
+from .swap import Step, quant_class, rule_quantizer, set_module, split_layers
 
 # The placement rules, as data: which tensor of which op is quantized, at which bits and granularity.
 VIT_RULES = {
@@ -118,49 +115,7 @@ class QuantWindowAttention(_QuantAttentionMixin):
         return self.proj_drop(self.proj(x))
 
 
-_QUANT_CLASSES: dict[type, type] = {}
-
-
-def _quant_class(cls: type, mixin: type) -> type:
-    """Return the class ``mixin + cls`` (made once per timm class), so the module keeps every attribute,
-    buffer and helper method of timm's and only its forward changes."""
-    if cls not in _QUANT_CLASSES:
-        _QUANT_CLASSES[cls] = type(f"Quant{cls.__name__}", (mixin, cls), {})
-    return _QUANT_CLASSES[cls]
-
-
-# --- quantizers from the rules --------------------------------------------------------------------
-def _act_quantizer(cfg: QuantConfig, bits_key: str, granularity: str, heads: int) -> nn.Module:
-    bits = getattr(cfg, bits_key)
-    if granularity == "softmax":  # the kind by its registered name: a user's own quantizer plugs in the same way
-        kind, kwargs = SOFTMAX_QUANTIZERS[cfg.softmax]
-        if kind == "uniform":  # A lies in [0, 1]: asymmetric whatever quant.a_symmetric says
-            return UniformQuantizer(bits, symmetric=False, observer=cfg.a_observer, observer_kwargs={"p": cfg.lp_p})
-        return lookup(QUANTIZERS, kind, "quantizer")(bits, **kwargs, p=cfg.lp_p)
-    return act_quantizer(cfg, bits, heads if granularity == "attn" and cfg.attn_granularity == "head" else None)
-
-
-def _set_module(root: nn.Module, path: str, module: nn.Module) -> None:
-    parent, _, leaf = path.rpartition(".")
-    setattr(root.get_submodule(parent) if parent else root, leaf, module)
-
-
 # --- schedule pieces --------------------------------------------------------------------------------
-class _Fn(nn.Module):
-    """A full-precision step of the schedule that calls into the model without owning it (so the model's
-    quantized parts are never counted as this step's)."""
-
-    def __init__(self, fn: Callable[[torch.Tensor], torch.Tensor], name: str) -> None:
-        super().__init__()
-        self.fn, self.name = fn, name
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fn(x)
-
-    def extra_repr(self) -> str:
-        return self.name
-
-
 class ResidualBranch(nn.Module):
     """x + drop_path(scale(body(norm(x)))): one residual branch of a transformer block as a sub-block unit.
     ``call`` runs the body when the block wraps it in more than a module call (Swin's window partition)."""
@@ -229,24 +184,25 @@ class ViTAdapter(ModelAdapter):
             raise UnsupportedLayerError(f"the vit adapter handles timm VisionTransformer/DeiT/Swin, not "
                                         f"{type(model).__name__}")
         cfg = QuantConfig.from_any(config)
+        refuse_sam_options(cfg, self.name)
         twin = copy.deepcopy(model).eval()
         for path, m in list(twin.named_modules()):
             if isinstance(m, window_cls):
-                self._explicit_attention(m, _quant_class(type(m), QuantWindowAttention), cfg)
+                self._explicit_attention(m, quant_class(type(m), QuantWindowAttention), cfg)
             elif isinstance(m, attn_cls):
-                self._explicit_attention(m, _quant_class(type(m), QuantViTAttention), cfg)
+                self._explicit_attention(m, quant_class(type(m), QuantViTAttention), cfg)
             elif hasattr(m, "fused_attn") and not isinstance(m, (QuantViTAttention, QuantWindowAttention)):
                 raise UnsupportedLayerError(f"attention {type(m).__name__} at '{path}' has no quantized counterpart")
         proj = twin.patch_embed.proj
         if type(proj) is not nn.Conv2d:
             raise UnsupportedLayerError(f"patch embedding {type(proj).__name__} has no quantized counterpart")
         twin.patch_embed.proj = QuantConv2d.from_float(proj, weight_quantizer(proj, cfg))
-        twin.patch_embed.proj.input_quantizer = _act_quantizer(cfg, *VIT_RULES["patch_embed"]["input"], 1)
+        twin.patch_embed.proj.input_quantizer = rule_quantizer(cfg, *VIT_RULES["patch_embed"]["input"], 1)
         for path, m in list(twin.named_modules()):
             if layer_kind(m) == "linear":
                 q = QuantLinear.from_float(m, weight_quantizer(m, cfg))
-                q.input_quantizer = _act_quantizer(cfg, *VIT_RULES["linear"]["input"], 1)
-                _set_module(twin, path, q)
+                q.input_quantizer = rule_quantizer(cfg, *VIT_RULES["linear"]["input"], 1)
+                set_module(twin, path, q)
             elif isinstance(m, (nn.Conv2d, nn.Embedding, nn.MultiheadAttention)) and not isinstance(m, QuantConv2d):
                 raise UnsupportedLayerError(f"layer {type(m).__name__} at '{path}' has no quantized counterpart")
         self._apply_bit_rules(twin, cfg)
@@ -261,10 +217,10 @@ class ViTAdapter(ModelAdapter):
         m.__class__ = quant_cls
         m.fused_attn = False
         heads = m.num_heads
-        m.matmul_qk = QuantMatMul(_act_quantizer(cfg, *VIT_RULES["matmul_qk"]["q"], heads),
-                                  _act_quantizer(cfg, *VIT_RULES["matmul_qk"]["k"], heads), "q", "k")
-        m.softmax = QuantSoftmax(_act_quantizer(cfg, *VIT_RULES["softmax"]["softmax"], heads), dim=-1)
-        m.matmul_av = QuantMatMul(None, _act_quantizer(cfg, *VIT_RULES["matmul_av"]["v"], heads), "A", "v")
+        m.matmul_qk = QuantMatMul(rule_quantizer(cfg, *VIT_RULES["matmul_qk"]["q"], heads),
+                                  rule_quantizer(cfg, *VIT_RULES["matmul_qk"]["k"], heads), "q", "k")
+        m.softmax = QuantSoftmax(rule_quantizer(cfg, *VIT_RULES["softmax"]["softmax"], heads), dim=-1)
+        m.matmul_av = QuantMatMul(None, rule_quantizer(cfg, *VIT_RULES["matmul_av"]["v"], heads), "A", "v")
 
     def _apply_bit_rules(self, twin: nn.Module, cfg: QuantConfig) -> None:
         from ..nn.twin import apply_overrides
@@ -337,7 +293,7 @@ class ViTAdapter(ModelAdapter):
         return out
 
     def calibrate(self, qmodel: nn.Module, batches: Iterable[Any], device: torch.device, progress: bool = True,
-                  forward: Callable | None = None) -> dict:
+                  forward: Callable | None = None, work_dir: str | None = None) -> dict:
         batches = list(batches)
         record: dict = {}
         if qmodel.ptq_reparam_targets and not qmodel.ptq_fixed_ranges:
@@ -409,18 +365,13 @@ class ViTAdapter(ModelAdapter):
             counter[0] += 1
             item = Item(module, [src if counter[0] > 1 else "image"], [f"x{counter[0]}"], unit)
             if unit is not None and partition_mode == "layer":  # AdaRound: every op with weights on its own
-                ops = [m for m in module.modules() if isinstance(m, QuantOp) and m.weights()]
-                if len(ops) > 1:
-                    item.unit = None
-                    item.inner = [Unit(paths[id(op)], "layer", members=[op]) for op in ops]
-                else:
-                    unit.kind = "layer"
+                split_layers(item, paths)
             items.append(item)
 
         add(qmodel.patch_embed, None if skip_first_layer else Unit("patch_embed", "layer"))
         swin = isinstance(qmodel, swin_cls)
         if not swin:
-            add(_Fn(lambda x: qmodel.norm_pre(qmodel.patch_drop(qmodel._pos_embed(x))), "pos_embed"), None)
+            add(Step(lambda x: qmodel.norm_pre(qmodel.patch_drop(qmodel._pos_embed(x))), "pos_embed"), None)
         stages = [(f"layers.{i}", s) for i, s in enumerate(qmodel.layers)] if swin else [("", None)]
         for stage_path, stage in stages:
             if stage is not None and not isinstance(stage.downsample, nn.Identity):

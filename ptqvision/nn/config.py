@@ -33,6 +33,9 @@ class QuantConfig:
     attn_granularity: str = "tensor"     # q, k, v ranges: 'tensor' or 'head'
     ln_reparam: bool | None = None       # RepQ-ViT LayerNorm reparameterisation (None: the method's preset, else off)
     patch_embed_a_bits: int = 8          # the image entering the patch embedding
+    # SAM (REFERENCE.md section 5); other placements refuse it on.
+    bimodal_integration: bool | None = None  # PTQ4SAM's BIG sign fold in the decoder's token-to-image attentions
+                                             # (None: the method's preset, ptq4sam: on, else off)
 
     def __post_init__(self) -> None:
         check_bits(self.w_bits, "quant.w_bits")
@@ -49,8 +52,9 @@ class QuantConfig:
             raise ConfigError(f"quant.softmax must be 'uniform', 'log2', 'log_sqrt2' or 'agq', got {self.softmax!r}")
         if self.attn_granularity not in ("tensor", "head"):
             raise ConfigError(f"quant.attn_granularity must be 'tensor' or 'head', got {self.attn_granularity!r}")
-        if self.ln_reparam is not None and not isinstance(self.ln_reparam, bool):
-            raise ConfigError(f"quant.ln_reparam must be true or false, got {self.ln_reparam!r}")
+        for key in ("ln_reparam", "bimodal_integration"):
+            if getattr(self, key) is not None and not isinstance(getattr(self, key), bool):
+                raise ConfigError(f"quant.{key} must be true or false, got {getattr(self, key)!r}")
         for key in ("w_symmetric", "a_symmetric", "head_stem_8bit", "stem_output_8bit",
                     "quantize_residual_output", "fold_bn"):
             if not isinstance(getattr(self, key), bool):

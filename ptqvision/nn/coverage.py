@@ -3,11 +3,12 @@
 A twin that swaps only some modules can leave matmuls, softmaxes or a fused attention in full precision
 while still calling itself "W4A4". This probe runs the model once and records every call of a
 weight-or-attention op (linear, conv, matmul, softmax, scaled-dot-product attention, einsum, bmm) that
-happens while no quantized op is running, with the module it ran in.
+happens while no quantized op is running, with the module it ran in. Modules an adapter keeps in full
+precision on purpose (and lists as such) cover the ops inside them the same way.
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 import torch
 import torch.nn.functional as F
@@ -18,6 +19,7 @@ from .ops import QuantOp
 
 WATCHED: dict[Callable, str] = {
     F.linear: "linear", F.conv1d: "conv1d", F.conv2d: "conv2d", F.conv3d: "conv3d",
+    F.conv_transpose1d: "conv_transpose1d", F.conv_transpose2d: "conv_transpose2d",
     torch.conv2d: "conv2d", F.scaled_dot_product_attention: "scaled_dot_product_attention",
     torch.matmul: "matmul", torch.Tensor.__matmul__: "matmul", torch.Tensor.matmul: "matmul",
     torch.bmm: "bmm", torch.baddbmm: "baddbmm", torch.einsum: "einsum",
@@ -41,22 +43,25 @@ class _Recorder(TorchFunctionMode):
 
 
 @torch.no_grad()
-def uncovered_ops(model: nn.Module, run: Callable[[nn.Module], Any]) -> list[str]:
-    """Return 'op in module' for every watched op that ``run(model)`` executes outside a quantized op."""
+def uncovered_ops(model: nn.Module, run: Callable[[nn.Module], Any],
+                  full_precision: Iterable[nn.Module] = ()) -> list[str]:
+    """Return 'op in module' for every watched op that ``run(model)`` executes outside a quantized op and
+    outside the modules in ``full_precision`` (kept in full precision on purpose)."""
     stack: list[str] = []
     depth = [0]
     found: list[str] = []
     names = {id(m): n for n, m in model.named_modules()}
+    covering = {id(m) for m in full_precision}
     handles = []
     for m in model.modules():
         def pre(mod, _args, _name=names[id(m)]):
             stack.append(_name)
-            if isinstance(mod, QuantOp):
+            if isinstance(mod, QuantOp) or id(mod) in covering:
                 depth[0] += 1
 
         def post(mod, _args, _out):
             stack.pop()
-            if isinstance(mod, QuantOp):
+            if isinstance(mod, QuantOp) or id(mod) in covering:
                 depth[0] -= 1
 
         handles += [m.register_forward_pre_hook(pre), m.register_forward_hook(post)]

@@ -32,22 +32,24 @@ def _compute_dtype(x: torch.Tensor) -> torch.Tensor:
     return x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
 
 
-def log2_levels(x: torch.Tensor, scale: torch.Tensor | float, tau: float,
-                qmax: int) -> tuple[torch.Tensor, torch.Tensor]:
+def log2_levels(x: torch.Tensor, scale: torch.Tensor | float, tau: float, qmax: int,
+                need_inside: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Return (m, inside) with Â = s·m: m = 2^(−q/τ) where 0 <= q <= qmax, 1 where q < 0, 0 where q > qmax;
-    ``inside`` is the bool mask 0 <= q <= qmax. Both are float32 or x's dtype (at least float32)."""
+    ``inside`` is the 0/1 mask of 0 <= q <= qmax (None unless ``need_inside``). Both are float32 or x's dtype
+    (at least float32). Only float arithmetic, no bool tensors: on the CPU a comparison or a masked fill costs
+    several times an arithmetic pass, and q is an integer, so clamp(qmax + 1 − q, 0, 1) is the 0/1 mask of
+    q <= qmax."""
     xf = _compute_dtype(x)
     q = torch.log2(xf.clamp(min=MIN_VALUE) / scale).mul_(-tau).round_()
-    inside = (q >= 0) & (q <= qmax)
-    zeroed = q > qmax
-    m = torch.exp2(q.clamp_(min=0.0).div_(-tau))
-    m.masked_fill_(zeroed, 0.0)
+    kept = (qmax + 1 - q).clamp_(0.0, 1.0)  # 0 where q > qmax: the value is zeroed, not clamped
+    inside = (q + 1).clamp_(0.0, 1.0).mul_(kept) if need_inside else None  # q >= 0 and q <= qmax
+    m = torch.exp2(q.clamp_(min=0.0).div_(-tau)).mul_(kept)
     return m, inside
 
 
 def log2_fake_quantize(x: torch.Tensor, scale: torch.Tensor | float, tau: float, qmax: int) -> torch.Tensor:
     """Return Â (no gradient bookkeeping), in x's dtype; see :func:`log2_levels` for the levels."""
-    m, _ = log2_levels(x, scale, tau, qmax)
+    m, _ = log2_levels(x, scale, tau, qmax, need_inside=False)
     return m.mul_(scale).to(x.dtype)
 
 
@@ -58,7 +60,7 @@ class _Log2FakeQuant(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x: torch.Tensor, scale: torch.Tensor, tau: float, qmax: int) -> torch.Tensor:
-        m, inside = log2_levels(x, scale, tau, qmax)
+        m, inside = log2_levels(x, scale, tau, qmax, need_inside=ctx.needs_input_grad[0])
         out = (m * scale).to(x.dtype)
         ctx.save_for_backward(m if ctx.needs_input_grad[1] else None,
                               inside if ctx.needs_input_grad[0] else None)
@@ -67,7 +69,7 @@ class _Log2FakeQuant(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
         m, inside = ctx.saved_tensors
-        grad_x = grad * inside if inside is not None else None
+        grad_x = grad * inside.to(grad.dtype) if inside is not None else None
         grad_s = None
         if m is not None:
             grad_s = torch.dot(grad.reshape(-1).to(m.dtype), m.reshape(-1)).reshape(1)

@@ -2,6 +2,7 @@
 fp16. ``auto`` picks the fastest placement whose estimated peak fits in the memory that is free."""
 from __future__ import annotations
 
+import bisect
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -67,44 +68,100 @@ def choose_policy(mode: str, compute: torch.device, fp32_bytes: int) -> CachePol
 
 
 class CachedValue:
-    """One value of the graph for all calibration samples: a [N, ...] tensor filled batch by batch, or a
-    list of per-batch values for anything that is not a batch-first tensor."""
+    """One value of the schedule for all calibration samples, filled batch by batch.
 
-    def __init__(self, policy: CachePolicy, num_samples: int) -> None:
+    A sample is one row of the model's first input (an image). Most values have one row per sample (a CNN's
+    activations): they live in one preallocated [N, ...] buffer and are sampled with one ``index_select``.
+    Others have several rows per sample (SAM: the windows of an image, the prompts of an image): they are
+    kept as one tensor per calibration batch, and a sample's rows are that batch's rows (split evenly when a
+    batch holds several samples). A value is decided dense or ragged by its first batch and turns ragged
+    when a later batch disagrees (an image with one box, then one with three). Anything that is not a
+    floating-point tensor is kept as a list of per-batch values.
+    """
+
+    def __init__(self, policy: CachePolicy, offsets: list[int]) -> None:
         self.policy = policy
-        self.n = num_samples
-        self.buffer: torch.Tensor | None = None
-        self.chunks: list[Any] | None = None
+        self.offsets = list(offsets)          # sample index where each calibration batch starts (+ the end)
+        self.n = self.offsets[-1]
+        self._batch_of = {start: i for i, start in enumerate(self.offsets[:-1])}
+        self.buffer: torch.Tensor | None = None    # dense storage
+        self.chunks: dict[int, torch.Tensor] | None = None  # ragged storage: batch index -> rows
+        self.others: dict[int, Any] | None = None  # non-tensor values: batch index -> value
+        self._dense_batches: list[int] = []
         self.compute_dtype: torch.dtype | None = None
 
+    def _store(self, value: torch.Tensor) -> torch.Tensor:
+        out = torch.empty(value.shape, dtype=self.policy.dtype, device=self.policy.device,
+                          pin_memory=self.policy.pinned)
+        out.copy_(value.detach())  # blocking: a device-to-host copy must land before the CPU reads it
+        return out
+
+    def _to_ragged(self) -> None:
+        """Turn the dense buffer into per-batch chunks (views of it) for the batches stored so far."""
+        self.chunks = {i: self.buffer[self.offsets[i]:self.offsets[i + 1]] for i in self._dense_batches}
+        self.buffer = None
+
     def put(self, start: int, value: Any) -> None:
-        is_batch_tensor = isinstance(value, torch.Tensor) and value.dim() > 0 and value.is_floating_point()
-        if self.chunks is None and self.buffer is None and is_batch_tensor:
-            self.compute_dtype = value.dtype
-            shape = (self.n,) + tuple(value.shape[1:])
-            self.buffer = torch.empty(shape, dtype=self.policy.dtype, device=self.policy.device,
-                                      pin_memory=self.policy.pinned)
-        if self.buffer is not None and is_batch_tensor and value.shape[1:] == self.buffer.shape[1:]:
-            # blocking: a device-to-host copy must land before the CPU reads the buffer (gather)
-            self.buffer[start:start + value.shape[0]].copy_(value.detach())
+        """Store the value of the calibration batch that starts at sample ``start``."""
+        batch = self._batch_of[start]
+        count = self.offsets[batch + 1] - start
+        is_tensor = isinstance(value, torch.Tensor) and value.dim() > 0 and value.is_floating_point()
+        if not is_tensor or self.others is not None:
+            if self.buffer is not None or self.chunks is not None:
+                raise ConfigError("a cached value changed type between calibration batches")
+            self.others = {**(self.others or {}), batch: value}
             return
+        if self.compute_dtype is None:
+            self.compute_dtype = value.dtype
+            if value.shape[0] == count:
+                self.buffer = torch.empty((self.n,) + tuple(value.shape[1:]), dtype=self.policy.dtype,
+                                          device=self.policy.device, pin_memory=self.policy.pinned)
+            else:
+                self.chunks = {}
         if self.buffer is not None:
-            raise ConfigError("a cached value changed shape between calibration batches")
-        self.chunks = (self.chunks or []) + [value]
+            if value.shape[0] == count and value.shape[1:] == self.buffer.shape[1:]:
+                self.buffer[start:start + count].copy_(value.detach())
+                self._dense_batches.append(batch)
+                return
+            self._to_ragged()
+        self.chunks[batch] = self._store(value)
+
+    def _cast(self, t: torch.Tensor, device: torch.device) -> torch.Tensor:
+        return t.to(device, non_blocking=True).to(self.compute_dtype)
 
     def get(self, start: int, stop: int, device: torch.device, index: int) -> Any:
-        """Return samples ``start:stop`` (batch ``index`` for per-batch values) on ``device``."""
-        if self.buffer is None:
-            return self.chunks[index]
-        return self.buffer[start:stop].to(device, non_blocking=True).to(self.compute_dtype)
+        """Return calibration batch ``index`` (samples ``start:stop``) on ``device``."""
+        if self.others is not None:
+            return self.others[index]
+        if self.buffer is not None:
+            return self._cast(self.buffer[start:stop], device)
+        return self._cast(self.chunks[index], device)
 
     def gather(self, idx: torch.Tensor, device: torch.device) -> torch.Tensor:
-        """Return the samples ``idx`` (a tensor of indices) on ``device`` in the compute dtype."""
-        if self.buffer is None:
+        """Return the rows of the samples ``idx`` (a tensor of sample indices, in that order) on ``device`` in
+        the compute dtype."""
+        if self.buffer is not None:
+            return self._cast(self.buffer.index_select(0, idx.to(self.buffer.device)), device)
+        if self.chunks is None:
             raise ConfigError("a unit input is not a batch-first tensor; it cannot be sampled for reconstruction")
-        return self.buffer.index_select(0, idx.to(self.buffer.device)).to(device, non_blocking=True) \
-            .to(self.compute_dtype)
+        parts = []
+        for j in idx.tolist():
+            batch = bisect.bisect_right(self.offsets, j) - 1
+            chunk = self.chunks[batch]
+            count = self.offsets[batch + 1] - self.offsets[batch]
+            if count == 1:
+                parts.append(chunk)
+                continue
+            if chunk.shape[0] % count:
+                raise ConfigError("a cached value has a varying number of rows per sample within a calibration "
+                                  "batch: use calibration batches of one sample (calib.batch_size=1)")
+            per = chunk.shape[0] // count
+            k = j - self.offsets[batch]
+            parts.append(chunk[k * per:(k + 1) * per])
+        return self._cast(parts[0] if len(parts) == 1 else torch.cat(parts), device)
 
     @property
     def nbytes(self) -> int:
-        return self.buffer.numel() * self.buffer.element_size() if self.buffer is not None else 0
+        if self.buffer is not None:
+            return self.buffer.numel() * self.buffer.element_size()
+        return sum(c.numel() * c.element_size() for c in (self.chunks or {}).values())

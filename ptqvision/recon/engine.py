@@ -127,6 +127,11 @@ class Reconstructor:
             raise ConfigError("layer units inside a block have no place in the schedule for the prediction difference "
                               "or the Fisher loss: use recon.partition=block or sub_block with them")
         self.last_use = last_uses(self.items, self.final)
+        # the streams stop at the last unit unless a loss needs the model's output (the items after it, e.g.
+        # SAM's full-precision mask head, would only be computed and thrown away)
+        needs_output = settings.pd_loss or settings.loss == "fisher"
+        unit_items = [k for k, it in enumerate(self.items) if it.unit is not None or it.inner]
+        self.run_until = len(self.items) - 1 if needs_output or not unit_items else unit_items[-1]
         # Hardened units get their rounded weights baked in; the full-precision stream needs the originals.
         self.fp_weights = {(op, role): w.detach().clone() for _, op in quant_ops(qmodel)
                            for role, w in op.weights().items()}
@@ -138,15 +143,21 @@ class Reconstructor:
 
     # -- streams ---------------------------------------------------------------------------------
     def _estimate_cache_bytes(self) -> int:
-        """Return the fp32 bytes of the two streams at their fullest, from one probe batch."""
+        """Return the fp32 bytes of the two streams at their fullest, from one probe sample: the first sample
+        of the largest calibration batch (an upper bound when samples differ in size, e.g. SAM's prompts)."""
         per_sample: dict[Any, int] = {}
-        env = {key: t[:1] for key, t in zip(self.inputs, self.batches[0])}
+        largest = max(range(len(self.batches)), key=lambda i: sum(t.numel() for t in self.batches[i]))
+        batch, count = self.batches[largest], self.offsets[largest + 1] - self.offsets[largest]
+        one_row_each = all(t.shape[0] == count for t in batch)
+        # one row per sample: probe one sample; several (prompts of one image): the whole batch, per sample
+        env = {key: (t[:1] if one_row_each else t) for key, t in zip(self.inputs, batch)}
+        probe = 1 if one_row_each else count
         with torch.no_grad(), self.full_precision():
-            for item in self.items:
+            for item in self.items[:self.run_until + 1]:
                 for node, value in zip(item.outputs, item(*[env[n] for n in item.inputs])):
                     env[node] = value
                     if isinstance(value, torch.Tensor) and value.is_floating_point():
-                        per_sample[node] = value.numel() * 4
+                        per_sample[node] = value.numel() * 4 // probe
         live = set(self.inputs)
         peak = 0
         for i, item in enumerate(self.items):
@@ -205,13 +216,14 @@ class Reconstructor:
         return run_items(self.items, dict(zip(self.inputs, batch)), self.final)
 
     def _new_value(self) -> CachedValue:
-        return CachedValue(self.policy, self.num_samples)
+        return CachedValue(self.policy, self.offsets)
 
     def _run_item_over_set(self, item: Item, stream: dict[Any, CachedValue],
                            target: CachedValue | None = None, store: bool = True) -> float:
         """Run ``item`` on every calibration batch of ``stream`` (no autograd), store its outputs in the
         stream (unless ``store`` is False) and return the mean Lp loss to ``target`` (NaN without one)."""
         outs = {node: self._new_value() for node in item.outputs}
+        dim = item.unit.loss_dim if item.unit is not None else 1
         total = 0.0
         with torch.no_grad():
             for i, b in enumerate(self.batches):
@@ -222,7 +234,7 @@ class Reconstructor:
                         outs[node].put(lo, value)
                     if target is not None:
                         ref = target.get(lo, hi, self.device, i)
-                        total += float(lp_loss(value.float(), ref, self.settings.p)) * (hi - lo)
+                        total += float(lp_loss(value.float(), ref, self.settings.p, dim=dim)) * (hi - lo)
         if store:
             stream.update(outs)
         return total / self.num_samples if target is not None else float("nan")
@@ -311,14 +323,14 @@ class Reconstructor:
                      stage.name, min(n, self.num_samples))
         fp: dict[Any, CachedValue] = {}
         for j, key in enumerate(self.inputs):
-            fp[key] = CachedValue(self.policy, self.num_samples)
+            fp[key] = CachedValue(self.policy, self.offsets)
             for i, b in enumerate(self.batches):
                 fp[key].put(self.offsets[i], b[j])
         q: dict[Any, CachedValue] = dict(fp)
         need_logits = self.settings.loss == "fisher" or self.settings.pd_loss
         fp_logits = self._fp_logits() if need_logits and first_unit < len(self.units) else None
         unit_index = 0
-        for k, item in enumerate(self.items):
+        for k, item in enumerate(self.items[:self.run_until + 1]):
             for unit in item.inner:  # layer units inside this piece: inputs and targets captured as it runs
                 if unit_index >= first_unit:
                     sub = inner_item(unit)
@@ -386,7 +398,7 @@ class Reconstructor:
         return {key_in: q_in}, {key_in: fp_in, key_out: fp_out}
 
     def _fp_logits(self) -> CachedValue:
-        out = CachedValue(self.policy, self.num_samples)
+        out = CachedValue(self.policy, self.offsets)
         with torch.no_grad(), self.full_precision():
             for i, b in enumerate(self.batches):
                 out.put(self.offsets[i], run_items(self.items, dict(zip(self.inputs, b)), self.final))
@@ -395,7 +407,7 @@ class Reconstructor:
     def _fisher_grads(self, k: int, item: Item, fp: dict, q: dict, fp_logits: CachedValue) -> CachedValue:
         """Return g = ∂KL(fp logits ‖ quantized logits)/∂(unit output) per calibration sample, with the unit
         in full precision on its quantized input and the rest of the network as currently quantized."""
-        grads = CachedValue(self.policy, self.num_samples)
+        grads = CachedValue(self.policy, self.offsets)
         tail, needed = self.tail(k)
         for i, _ in enumerate(self.batches):
             lo, hi = self.offsets[i], self.offsets[i + 1]
@@ -526,15 +538,24 @@ class Reconstructor:
         round_loss = torch.zeros((), device=self.device)
         for it in range(stage.iters):
             idx = torch.randperm(n, device=store)[:bs]
-            rec, pd = objective(idx)
-            loss = rec if pd is None else rec + pd
-            if rounders and it >= warm:
-                beta = beta_schedule(it, stage.iters, s.warmup, *s.beta)
-                round_loss = s.round_lambda * sum(r.regularizer(beta) for r in rounders)
-                loss = loss + round_loss
-            for opt in optimizers:
-                opt.zero_grad(set_to_none=True)
-            loss.backward()
+            if s.chunk_rows:  # the batch's rows in chunks, gradients accumulated: the same step, bounded memory
+                for opt in optimizers:
+                    opt.zero_grad(set_to_none=True)
+                rec, pd = objective.backward_in_chunks(idx, s.chunk_rows), None
+                if rounders and it >= warm:
+                    beta = beta_schedule(it, stage.iters, s.warmup, *s.beta)
+                    round_loss = s.round_lambda * sum(r.regularizer(beta) for r in rounders)
+                    round_loss.backward()
+            else:
+                rec, pd = objective(idx)
+                loss = rec if pd is None else rec + pd
+                if rounders and it >= warm:
+                    beta = beta_schedule(it, stage.iters, s.warmup, *s.beta)
+                    round_loss = s.round_lambda * sum(r.regularizer(beta) for r in rounders)
+                    loss = loss + round_loss
+                for opt in optimizers:
+                    opt.zero_grad(set_to_none=True)
+                loss.backward()
             for opt in optimizers:
                 opt.step()
             for sch in schedulers:
@@ -578,9 +599,9 @@ class UnitObjective:
             return nullcontext()
         return self.engine.full_precision({m for it in self.tail for m in it.module.modules()})
 
-    def __call__(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Return (local loss, prediction-difference loss or None) for the samples ``idx``."""
-        e, dev = self.engine, self.engine.device
+    def _inputs(self, idx: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        """Return (QDrop-mixed inputs, purely quantized inputs) of the samples ``idx``."""
+        dev = self.engine.device
         mixed, pure = [], []
         for node, mix in zip(self.item.inputs, self.mixed):
             xq = self.q[node].gather(idx, dev)
@@ -589,13 +610,42 @@ class UnitObjective:
                 xf = self.source[node].gather(idx, dev)
                 xq = drop_select(xf, xq, self.stage.drop_prob)
             mixed.append(xq)
+        return mixed, pure
+
+    def backward_in_chunks(self, idx: torch.Tensor, size: int) -> torch.Tensor:
+        """Back-propagate the local loss of the samples ``idx`` in chunks of at most ``size`` rows of the unit's
+        largest input (inputs with fewer rows, e.g. one image's keys shared by its prompts, go whole into
+        every chunk; rows must be independent, as prompts and windows are); return the loss (detached).
+        The gradients are those of the whole batch: each chunk's mean is weighted by its share of the rows."""
+        dev = self.engine.device
+        mixed, _ = self._inputs(idx)
+        target = self.target.gather(idx, dev)
+        weights = self.weights.gather(idx, dev) if self.weights is not None else None
+        rows = max(t.shape[0] for t in mixed)
+        if target.shape[0] != rows:
+            raise ConfigError(f"recon.chunk_rows: unit {self.item.unit.name}'s output has {target.shape[0]} rows, its "
+                              f"largest input {rows}; its rows cannot be split")
+        total = torch.zeros((), device=dev)
+        for a in range(0, rows, size):
+            b = min(a + size, rows)
+            out = self.item(*[t[a:b] if t.shape[0] == rows else t for t in mixed])[0]
+            w = fisher_weight(weights[a:b]) if weights is not None else None
+            rec = lp_loss(out, target[a:b], self.stage.p, w, dim=self.item.unit.loss_dim) * ((b - a) / rows)
+            rec.backward()
+            total += rec.detach()
+        return total
+
+    def __call__(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Return (local loss, prediction-difference loss or None) for the samples ``idx``."""
+        e, dev = self.engine, self.engine.device
+        mixed, pure = self._inputs(idx)
         if self.twin:
             out = self.item(*[torch.cat([a, b]) for a, b in zip(mixed, pure)])[0]
             local, pure_out = out.split(idx.numel())  # one backward (a cat), not two zero-filled slices
         else:
             local = pure_out = self.item(*mixed)[0]
         w = fisher_weight(self.weights.gather(idx, dev)) if self.weights is not None else None
-        rec = lp_loss(local, self.target.gather(idx, dev), self.stage.p, w)
+        rec = lp_loss(local, self.target.gather(idx, dev), self.stage.p, w, dim=self.item.unit.loss_dim)
         if self.fp_logits is None:
             return rec, None
         env = {n: self.q[n].gather(idx, dev) for n in self.tail_inputs}

@@ -8,12 +8,13 @@ LOSSES = ("lp", "fisher")
 
 
 def lp_loss(pred: torch.Tensor, target: torch.Tensor, p: float = 2.0,
-            weight: torch.Tensor | None = None) -> torch.Tensor:
-    """Return the mean over batch and positions of Σ_channels w·|pred − target|^p (channels: dim 1).
+            weight: torch.Tensor | None = None, dim: int = 1) -> torch.Tensor:
+    """Return the mean over batch and positions of Σ_channels w·|pred − target|^p (channels: ``dim``, 1 for
+    NCHW maps; PTQ4SAM sums over the last dim).
 
     ``weight`` (same shape) turns it into the Fisher-diagonal loss of BRECQ with w = (|g| + 1)².
     """
-    per = pred.numel() // pred.shape[1] if pred.dim() > 1 else pred.numel()
+    per = pred.numel() // pred.shape[dim] if pred.dim() > 1 else pred.numel()
     if weight is None and p >= 2 and not target.requires_grad:
         return _LpLoss.apply(pred, target, float(p), per)
     diff = (pred - target).abs()

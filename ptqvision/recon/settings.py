@@ -57,6 +57,9 @@ class ReconSettings:
     dc_patience: int = 100
     dc_min_lr: float = 1e-5
     cache: str = "auto"
+    chunk_rows: int | None = None         # split each step's batch into chunks of at most this many rows of the
+                                          # unit's largest input (SAM: prompts), accumulating the gradients:
+                                          # bounds device memory, same step; None: one chunk
     checkpoint_units: bool = True
 
     @classmethod
@@ -106,6 +109,11 @@ class ReconSettings:
                 raise bad(key, "a non-negative integer")
         if self.pd_amp not in AMP_MODES:
             raise bad("pd_amp", f"one of {AMP_MODES}")
+        if self.chunk_rows is not None and (isinstance(self.chunk_rows, bool) or not isinstance(self.chunk_rows, int)
+                                            or self.chunk_rows < 1):
+            raise bad("chunk_rows", "a positive integer or None")
+        if self.chunk_rows is not None and self.pd_loss:
+            raise ConfigError("recon.chunk_rows cannot be combined with the prediction difference (recon.pd_loss)")
         if self.cache not in CACHE_MODES:
             raise bad("cache", f"one of {CACHE_MODES}")
         unknown = set(self.act_stage) - {f.name for f in fields(ActStage)}
