@@ -237,6 +237,24 @@ def test_chunked_steps_give_the_gradients_of_the_whole_batch():
         settings(chunk_rows=0)
 
 
+def test_recomputing_the_decoder_per_step_gives_the_numbers_of_the_cached_streams():
+    """recon.recompute: the decoder's per-prompt values produced per step from the cached image embedding and
+    boxes (what lets SAM-H with hundreds of boxes per image fit) instead of cached for every image."""
+    twin = SamAdapter().quantize(tiny_sam(), qcfg())
+    data = batches(3)
+    SamAdapter().calibrate(twin, data, torch.device("cpu"), progress=False)
+    runs = {}
+    for mode in (False, True):
+        t = SamAdapter().quantize(tiny_sam(), qcfg())
+        t.load_state_dict(twin.state_dict())
+        report = reconstruct(t, data, settings(iters=3, recompute=mode), "cpu", progress=False,
+                             schedule=SamAdapter().schedule(t))
+        assert report["recompute"] is mode
+        runs[mode] = ([(r["loss_before"], r["loss_after"]) for r in report["per_unit"]], t.state_dict())
+    assert runs[True][0] == runs[False][0]  # bit for bit: the same values, computed when needed
+    assert all(torch.equal(runs[True][1][k], v) for k, v in runs[False][1].items())
+
+
 def test_an_op_outside_the_rules_is_refused():
     model = tiny_sam()
     model.mask_decoder.transformer.layers[0].mlp.extra = nn.Linear(64, 64)

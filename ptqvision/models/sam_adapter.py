@@ -464,6 +464,7 @@ class SamAdapter(ModelAdapter):
             sparse, dense = pe(points=None, boxes=boxes, masks=None)
             return decoder_tokens(md, sparse), image_keys(embedding, dense)
 
+        decoder = len(items)  # the decoder's values may be recomputed per step from the image embedding and boxes
         add(Step(prepare, "prompt encoder, tokens, image keys"), ["embedding", "boxes"], ["tokens", "k0"])
         queries, keys = "tokens", "k0"
         for i, layer in enumerate(md.transformer.layers):
@@ -489,7 +490,7 @@ class SamAdapter(ModelAdapter):
         add(Step(lambda q, o: t.norm_final_attn(q + o), "residual, norm_final_attn"), [queries, "fin"], ["hs"])
         size = tuple(pe.image_embedding_size)
         add(Step(lambda hs, k: mask_head(md, hs, k, size), "mask head (full precision)"), ["hs", keys], ["prediction"])
-        return Schedule(items, ["image", "boxes"], "prediction")
+        return Schedule(items, ["image", "boxes"], "prediction", recompute_from=decoder)
 
 
 def _encoder_pre_attention(blk: nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:

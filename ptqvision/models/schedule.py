@@ -60,6 +60,9 @@ class Schedule:
     items: list[Item]
     inputs: list[Hashable]
     output: Hashable
+    # index of the first item from which the engine may recompute values per step instead of caching them for
+    # every calibration sample (SAM's decoder: a few per-image values in, per-prompt values out); None: never
+    recompute_from: int | None = None
 
     @property
     def units(self) -> list[Unit]:

@@ -44,6 +44,11 @@ def free_memory(device: torch.device) -> int:
     return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES"))
 
 
+def fits_on_device(compute: torch.device, fp32_bytes: int) -> bool:
+    """Return whether a cache of ``fp32_bytes`` (fp32) fits on the compute device, in fp16 at least."""
+    return fp32_bytes // 2 <= MEMORY_FRACTION * free_memory(compute)
+
+
 def choose_policy(mode: str, compute: torch.device, fp32_bytes: int) -> CachePolicy:
     """Return the cache placement for ``mode`` given the estimated fp32 peak size of the cache."""
     if mode not in CACHE_MODES:

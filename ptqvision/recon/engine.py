@@ -41,7 +41,7 @@ from ..nn.calibrate import calibrate_activations, observing
 from ..nn.ops import quant_ops
 from ..quant import AdaRoundQuantizer, beta_schedule, drop_select
 from ..utils.io import atomic_torch_save, atomic_write_json, load_torch_file
-from .cache import CachedValue, CachePolicy, choose_policy
+from .cache import CachedValue, CachePolicy, choose_policy, fits_on_device
 from .correction import correct_distribution, correction_blocks
 from .losses import fisher_weight, logits_kl, lp_loss
 from .settings import ReconSettings
@@ -140,11 +140,39 @@ class Reconstructor:
         self.records: list[dict] = []
         self.policy: CachePolicy | None = None
         self.cache_bytes = 0
+        self.segment: RecomputeSegment | None = None
+        self._per_sample: dict[Any, int] | None = None
 
     # -- streams ---------------------------------------------------------------------------------
-    def _estimate_cache_bytes(self) -> int:
+    def _choose_segment(self) -> "RecomputeSegment | None":
+        """Return the recompute segment to use (see ``recon.recompute``), or None to cache every value."""
+        start, mode = self.schedule.recompute_from, self.settings.recompute
+        if start is None or mode is False:
+            return None
+        needs_all = self.settings.pd_loss or self.settings.loss == "fisher" or self.settings.dc
+        if mode == "auto" and (needs_all or fits_on_device(self.device, self._estimate_cache_bytes())):
+            return None
+        return RecomputeSegment(self, start)
+
+    def _estimate_cache_bytes(self, segment: "RecomputeSegment | None" = None) -> int:
         """Return the fp32 bytes of the two streams at their fullest, from one probe sample: the first sample
         of the largest calibration batch (an upper bound when samples differ in size, e.g. SAM's prompts)."""
+        per_sample = self._probe_bytes()
+        live = set(self.inputs)
+        peak = 0
+        end = segment.start if segment is not None else len(self.items)
+        for i, item in enumerate(self.items[:end]):
+            live |= set(item.outputs)
+            peak = max(peak, sum(per_sample.get(n, 0) for n in live))
+            live = {n for n in live if self.last_use.get(n, -1) > i}
+        if segment is not None:  # the segment's entry values stay cached to its end
+            peak = max(peak, sum(per_sample.get(n, 0) for n in segment.entry))
+        return 2 * peak * self.num_samples
+
+    def _probe_bytes(self) -> dict[Any, int]:
+        """Return the fp32 bytes per sample of every value (one probe forward, made once)."""
+        if self._per_sample is not None:
+            return self._per_sample
         per_sample: dict[Any, int] = {}
         largest = max(range(len(self.batches)), key=lambda i: sum(t.numel() for t in self.batches[i]))
         batch, count = self.batches[largest], self.offsets[largest + 1] - self.offsets[largest]
@@ -158,13 +186,8 @@ class Reconstructor:
                     env[node] = value
                     if isinstance(value, torch.Tensor) and value.is_floating_point():
                         per_sample[node] = value.numel() * 4 // probe
-        live = set(self.inputs)
-        peak = 0
-        for i, item in enumerate(self.items):
-            live |= set(item.outputs)
-            peak = max(peak, sum(per_sample.get(n, 0) for n in live))
-            live = {n for n in live if self.last_use.get(n, -1) > i}
-        return 2 * peak * self.num_samples
+        self._per_sample = per_sample
+        return per_sample
 
     @contextmanager
     def full_precision(self, modules: set[nn.Module] | None = None) -> Iterator[None]:
@@ -280,9 +303,13 @@ class Reconstructor:
         requires_grad = {p: p.requires_grad for p in self.model.parameters()}
         for p in self.model.parameters():
             p.requires_grad_(False)
-        self.policy = choose_policy(self.settings.cache, self.device, self._estimate_cache_bytes())
+        self.segment = self._choose_segment()
+        self.policy = choose_policy(self.settings.cache, self.device, self._estimate_cache_bytes(self.segment))
         LOG.info("reconstruction: %d units (%s partition), %d calibration images, cache %s",
                  len(self.units), self.settings.partition, self.num_samples, self.policy.describe())
+        if self.segment is not None:
+            LOG.info("recompute: the values from item %d on (%s) are produced per step from %d cached ones",
+                     self.segment.start, self.items[self.segment.start].module, len(self.segment.entry))
         if self.settings.pd_loss:
             LOG.info("prediction difference: KL through the full-precision tail, T=%g, lambda_r=%g, tail in %s",
                      self.settings.pd_temperature, self.settings.pd_lambda, self.tail_precision)
@@ -304,6 +331,7 @@ class Reconstructor:
                 p.requires_grad_(flag)
         report = {"units": len(self.units), "partition": self.settings.partition,
                   "stages": [s.name for s in stages], "cache": self.policy.describe(),
+                  "recompute": self.segment is not None,
                   "cache_mib": round(self.cache_bytes / 2**20, 1), "memory": _peak_memory(self.device),
                   "time_s": round(time.perf_counter() - t0, 3), "per_unit": self.records}
         if self.settings.pd_loss:
@@ -330,7 +358,27 @@ class Reconstructor:
         need_logits = self.settings.loss == "fisher" or self.settings.pd_loss
         fp_logits = self._fp_logits() if need_logits and first_unit < len(self.units) else None
         unit_index = 0
+        seg = self.segment
         for k, item in enumerate(self.items[:self.run_until + 1]):
+            if seg is not None and k >= seg.start:  # nothing cached from here on: values produced per step
+                if k == seg.start:
+                    seg.bind(fp, q)
+                sq, sfp = seg.streams(k)
+                for unit in item.inner:
+                    if unit_index >= first_unit:
+                        sub = inner_item(unit)
+                        sub_q, sub_fp = self._capture(item, unit, sq, sfp)
+                        self._reconstruct(si, stage, unit_index, None, sub, sub_fp, sub_q, None)
+                        self._unit_done(si, stage, unit_index, unit,
+                                        self._run_item_over_set(sub, sub_q, sub_fp[sub.outputs[0]], store=False))
+                    unit_index += 1
+                if item.unit is not None:
+                    if unit_index >= first_unit:
+                        self._reconstruct(si, stage, unit_index, k, item, sfp, sq, None)
+                        self._unit_done(si, stage, unit_index, item.unit,
+                                        self._run_item_over_set(item, sq, sfp[item.outputs[0]], store=False))
+                    unit_index += 1
+                continue
             for unit in item.inner:  # layer units inside this piece: inputs and targets captured as it runs
                 if unit_index >= first_unit:
                     sub = inner_item(unit)
@@ -571,6 +619,70 @@ class Reconstructor:
                 bar.update(it + 1 - bar.n)
         bar.close()
         return curve
+
+
+class RecomputedValue:
+    """A value inside the recompute segment, read like a :class:`CachedValue` but produced on demand."""
+
+    nbytes = 0
+
+    def __init__(self, segment: "RecomputeSegment", k: int, key: Any, stream: str) -> None:
+        self.segment, self.k, self.key, self.stream = segment, k, key, stream
+
+    def get(self, start: int, stop: int, device: torch.device, index: int) -> Any:
+        return self.segment.values(self.k, self.stream, ("batch", index))[self.key]
+
+    def gather(self, idx: torch.Tensor, device: torch.device) -> torch.Tensor:
+        return self.segment.values(self.k, self.stream, ("samples", tuple(idx.tolist())), idx)[self.key]
+
+
+class RecomputeSegment:
+    """The items from ``start`` on, run per step instead of cached: for unit k, the quantized stream's inputs
+    come from running items start..k−1 (as quantized now) on the sampled samples' cached entry values, and
+    the full-precision inputs and target from running items start..k in full precision. Items that consume no
+    random numbers make this give exactly the values the cached streams would hold; each stream's values for
+    the last request are kept, so the inputs, the mixing source and the target of one step cost one run each."""
+
+    def __init__(self, engine: Reconstructor, start: int) -> None:
+        self.engine, self.start = engine, start
+        items = engine.items
+        before = set(engine.inputs) | {n for it in items[:start] for n in it.outputs}
+        self.entry = [n for n in dict.fromkeys(n for it in items[start:] for n in it.inputs) if n in before]
+        self.fp: dict = {}
+        self.q: dict = {}
+        self._memo: dict[str, tuple] = {}
+
+    def bind(self, fp: dict, q: dict) -> None:
+        """Take the cached streams holding the entry values."""
+        self.fp, self.q = fp, q
+        self._memo.clear()
+
+    def streams(self, k: int) -> tuple[dict, dict]:
+        """Return (quantized, full-precision) streams of item ``k``'s inputs and outputs."""
+        keys = list(self.engine.items[k].inputs) + list(self.engine.items[k].outputs)
+        return ({n: RecomputedValue(self, k, n, "q") for n in keys},
+                {n: RecomputedValue(self, k, n, "fp") for n in keys})
+
+    def values(self, k: int, stream: str, request: tuple, idx: torch.Tensor | None = None) -> dict:
+        """Return every value up to item ``k`` (its output too for the full-precision stream) for the batch or
+        samples of ``request``."""
+        memo = self._memo.get(stream)
+        if memo is not None and memo[0] == (k, request):
+            return memo[1]
+        e, cached = self.engine, (self.q if stream == "q" else self.fp)
+        if idx is None:
+            i = request[1]
+            lo, hi = e.offsets[i], e.offsets[i + 1]
+            env = {n: cached[n].get(lo, hi, e.device, i) for n in self.entry}
+        else:
+            env = {n: cached[n].gather(idx, e.device) for n in self.entry}
+        stop = k + 1 if stream == "fp" else k
+        with torch.no_grad(), (e.full_precision() if stream == "fp" else nullcontext()):
+            for item in e.items[self.start:stop]:
+                for node, value in zip(item.outputs, item(*[env[n] for n in item.inputs])):
+                    env[node] = value
+        self._memo[stream] = ((k, request), env)
+        return env
 
 
 class UnitObjective:

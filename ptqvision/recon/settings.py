@@ -57,6 +57,9 @@ class ReconSettings:
     dc_patience: int = 100
     dc_min_lr: float = 1e-5
     cache: str = "auto"
+    recompute: bool | str = "auto"      # the schedule's recompute segment (SAM's decoder): values produced per step
+                                          # from a few cached ones instead of cached for every sample; 'auto': when
+                                          # the whole cache would not fit on the device
     chunk_rows: int | None = None         # split each step's batch into chunks of at most this many rows of the
                                           # unit's largest input (SAM: prompts), accumulating the gradients:
                                           # bounds device memory, same step; None: one chunk
@@ -114,6 +117,11 @@ class ReconSettings:
             raise bad("chunk_rows", "a positive integer or None")
         if self.chunk_rows is not None and self.pd_loss:
             raise ConfigError("recon.chunk_rows cannot be combined with the prediction difference (recon.pd_loss)")
+        if self.recompute not in (True, False, "auto"):
+            raise bad("recompute", "true, false or 'auto'")
+        if self.recompute is True and (self.pd_loss or self.loss == "fisher" or self.dc):
+            raise ConfigError("recon.recompute=true cannot be combined with the prediction difference, the Fisher loss "
+                              "or distribution correction (they need every cached value)")
         if self.cache not in CACHE_MODES:
             raise bad("cache", f"one of {CACHE_MODES}")
         unknown = set(self.act_stage) - {f.name for f in fields(ActStage)}

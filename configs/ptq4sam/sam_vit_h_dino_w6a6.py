@@ -1,0 +1,6 @@
+# SAM ViT-H, W6A6, DINO (FocalNet-L) boxes, COCO val2017: PTQ4SAM (QDrop + Bimodal Integration + AGQ).
+# Published (REFERENCE.md section 5, mask mAP): FP 49.1; PTQ4SAM-L W6A6 48.7, W4A4 43.9 (inflated: trap 1); SAQ-SAM W4A4 47.4.
+# Set model.weights (the official checkpoint) and the COCO / detector paths of data.* (see the bases).
+_base_ = ['../_base_/models/sam_vit_h.py', '../_base_/datasets/coco_dino.py',
+          '../_base_/quant/sam_default.py', '../_base_/methods/ptq4sam.py']
+quant = dict(w_bits=6, a_bits=6)

@@ -1,0 +1,6 @@
+# SAM ViT-L, W6A6, DINO (FocalNet-L) boxes, COCO val2017: PTQ4SAM (QDrop + Bimodal Integration + AGQ).
+# Published (REFERENCE.md section 5, mask mAP): FP 48.6; PTQ4SAM-L W6A6 48.3, W4A4 36.6 (inflated: trap 1); SAQ-SAM W4A4 46.3; AHCPTQ W4A4 36.6.
+# Set model.weights (the official checkpoint) and the COCO / detector paths of data.* (see the bases).
+_base_ = ['../_base_/models/sam_vit_l.py', '../_base_/datasets/coco_dino.py',
+          '../_base_/quant/sam_default.py', '../_base_/methods/ptq4sam.py']
+quant = dict(w_bits=6, a_bits=6)
