@@ -56,11 +56,20 @@ def _check_keys(cfg: Mapping, schema: Mapping, prefix: str = "") -> None:
             _check_keys(value, sub, f"{name}.")
 
 
+def _default(key: str, value: Any) -> Any:
+    """Return the default of a key the config leaves out (a free value starts empty, at any depth)."""
+    if value is FREE:
+        return {} if key == "kwargs" else []
+    if isinstance(value, dict):
+        return {k: _default(k, v) for k, v in value.items()}
+    return copy.deepcopy(value)
+
+
 def _merge(defaults: Any, cfg: Any) -> Any:
     if defaults is FREE:
         return copy.deepcopy(cfg)
     if isinstance(defaults, dict) and isinstance(cfg, Mapping):
-        out = {k: (copy.deepcopy(v) if v is not FREE else ({} if k == "kwargs" else [])) for k, v in defaults.items()}
+        out = {k: _default(k, v) for k, v in defaults.items()}
         for k, v in cfg.items():
             out[k] = _merge(defaults.get(k), v)
         return out

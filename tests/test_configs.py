@@ -50,3 +50,31 @@ def test_the_table_is_complete():
         for model in LAMBDA:
             for bits in cells.split():
                 assert os.path.isfile(os.path.join(ROOT, "configs", method, f"{model}_{bits}.py"))
+
+
+def test_ptq4sam_configs_carry_the_papers_protocol():
+    """configs/ptq4sam: SAM-B/L/H x W4A4/W6A6 x the four detectors x ptq4sam, QDrop and RTN."""
+    protocol = {"faster_rcnn": (0.05, 100), "yolox": (0.05, None), "hdetr": (0.0, 100), "dino": (0.0, 300)}
+    for size in "blh":
+        for det, (thr, cap) in protocol.items():
+            for bits in (4, 6):
+                for suffix, method in (("", "ptq4sam"), ("_qdrop", "qdrop"), ("_rtn", "rtn")):
+                    cfg, _ = load_config(os.path.join(ROOT, "configs", "ptq4sam", f"sam_vit_{size}_{det}_w{bits}a{bits}{suffix}.py"))
+                    assert (cfg["model"]["name"], cfg["method"]["type"]) == (f"sam_vit_{size}", method)
+                    assert (cfg["quant"]["w_bits"], cfg["quant"]["a_bits"]) == (bits, bits)
+                    assert (cfg["task"]["score_thr"], cfg["task"]["max_per_image"]) == (thr, cap)
+                    assert cfg["task"]["max_dets"] == [1, 10, 100] and cfg["calib"]["num_samples"] == 32
+                    assert (cfg["quant"]["softmax"], cfg["quant"]["bimodal_integration"]) == \
+                        (("agq", True) if method == "ptq4sam" else ("uniform", False))
+                    if method != "rtn":
+                        r = cfg["recon"]
+                        assert (r["partition"], r["batch_size"], r["iters"], r["drop_prob"], r["joint"]) == \
+                            ("sub_block", 1, 20000, 0.5, True)
+                        assert (r["round_lambda"], r["act_lr"]) == (0.01, 4e-5)
+
+
+def test_a_config_may_leave_out_whole_sections(tmp_path):
+    path = tmp_path / "minimal.py"
+    path.write_text("model = dict(type='torchvision', name='resnet18', weights='random')\n")
+    cfg, _ = load_config(str(path))
+    assert cfg["quant"]["overrides"] == [] and cfg["model"]["kwargs"] == {} and cfg["task"]["type"] == "classification"
