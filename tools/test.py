@@ -33,9 +33,10 @@ def main(argv: list[str] | None = None) -> int:
         if os.path.isfile(results_path):
             with open(results_path) as f:
                 recorded = json.load(f)["metrics"]["quant"]
-            same = all(recorded.get(k) == metrics[k] for k in ("top1", "top5"))
-            print(f"{'reproduced exactly' if same else 'MISMATCH with'} {results_path}: "
-                  f"top1 {recorded.get('top1')} top5 {recorded.get('top5')}")
+            keys = [k for k, v in metrics.items() if isinstance(v, float)]  # the task's metrics (top1, segm_mAP, ...)
+            same = bool(keys) and all(recorded.get(k) == metrics[k] for k in keys)
+            shown = " ".join(f"{k} {recorded.get(k)}" for k in keys)
+            print(f"{'reproduced exactly' if same else 'MISMATCH with'} {results_path}: {shown}")
             status["code"] = 0 if same else 3
 
     code = main_guard(work, args.debug)

@@ -162,10 +162,11 @@ def image_keys(embedding: torch.Tensor, dense: torch.Tensor) -> torch.Tensor:
     return src.flatten(2).permute(0, 2, 1)
 
 
-def mask_head(mask_decoder: nn.Module, hs: torch.Tensor, keys: torch.Tensor,
-              size: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Return (mask logits of mask slot 0 (P, 1, 4h, 4w), its predicted IoU (P, 1)) from the transformer's
-    output tokens ``hs`` and keys (the full-precision end of the decoder)."""
+def mask_head(mask_decoder: nn.Module, hs: torch.Tensor, keys: torch.Tensor, size: tuple[int, int],
+              multimask_output: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """Return (mask logits (P, k, 4h, 4w), predicted IoU (P, k)) from the transformer's output tokens ``hs``
+    and keys (the full-precision end of the decoder): mask slot 0 (k = 1), or slots 1.. for
+    ``multimask_output`` (segment-anything's choice of slices)."""
     md = mask_decoder
     rows, _, c = keys.shape
     src = keys.transpose(1, 2).reshape(rows, c, *size)
@@ -174,7 +175,8 @@ def mask_head(mask_decoder: nn.Module, hs: torch.Tensor, keys: torch.Tensor,
     hyper_in = torch.stack([mlp(mask_tokens[:, i, :]) for i, mlp in enumerate(md.output_hypernetworks_mlps)], dim=1)
     masks = md.mask_product(hyper_in, upscaled)
     iou = md.iou_prediction_head(hs[:, 0, :])
-    return masks[:, 0:1], iou[:, 0:1]
+    slots = slice(1, None) if multimask_output else slice(0, 1)
+    return masks[:, slots], iou[:, slots]
 
 
 class QuantMaskDecoder:
@@ -183,12 +185,10 @@ class QuantMaskDecoder:
 
     def forward(self, image_embeddings: torch.Tensor, image_pe: torch.Tensor, sparse_prompt_embeddings: torch.Tensor,
                 dense_prompt_embeddings: torch.Tensor, multimask_output: bool) -> tuple[torch.Tensor, torch.Tensor]:
-        if multimask_output:
-            raise NotImplementedError("the quantized SAM runs single-mask prediction only (multimask_output=False)")
         tokens = decoder_tokens(self, sparse_prompt_embeddings)
         keys = image_keys(image_embeddings, dense_prompt_embeddings)
         hs, keys = two_way(self.transformer, tokens, keys, image_pe.flatten(2).permute(0, 2, 1))
-        return mask_head(self, hs, keys, tuple(image_embeddings.shape[-2:]))
+        return mask_head(self, hs, keys, tuple(image_embeddings.shape[-2:]), multimask_output)
 
 
 def two_way(transformer: nn.Module, tokens: torch.Tensor, keys: torch.Tensor,
