@@ -82,10 +82,34 @@ def test_twin_and_schedule_keep_the_fp_output():
             masks, iou = twin(image, boxes)
             for mode in ("sub_block", "layer"):
                 sched = SamAdapter().schedule(twin, mode)
-                s_masks, s_iou = run_items(sched.items, {"image": image, "boxes": boxes}, sched.output)
+                s_masks, s_iou = run_items(sched.items, {"image": image, "prompts": boxes}, sched.output)
                 assert torch.allclose(s_masks, ref_masks, atol=1e-4) and torch.allclose(s_iou, ref_iou, atol=1e-5)
     assert masks.shape == (4, 1, 64, 64) and iou.shape == (4, 1)
     assert torch.allclose(masks, ref_masks, atol=1e-4) and torch.allclose(iou, ref_iou, atol=1e-5)
+
+
+def test_point_prompts_and_multimask_outputs_match_segment_anything():
+    """The prompts of segment-anything's automatic mask generator: single foreground points, three masks each."""
+    from segment_anything import SamPredictor
+
+    from ptqvision.models.sam import SamPredictorView
+
+    model = tiny_sam()
+    twin = SamAdapter().quantize(model, qcfg())
+    image = (torch.rand(200, 256, 3) * 255).to(torch.uint8).numpy()
+    points = torch.tensor([[[30.0, 40.0]], [[120.0, 100.0]]])
+    out = {}
+    for name, m in (("fp", model), ("twin", twin)):
+        predictor = SamPredictor(SamPredictorView(m))
+        with torch.no_grad(), quantization_off(twin):
+            predictor.set_image(image)
+            pts = predictor.transform.apply_coords_torch(points, image.shape[:2])
+            out[name] = predictor.predict_torch(pts, torch.ones(2, 1), multimask_output=True, return_logits=True)
+    assert out["fp"][0].shape == (2, 3, 200, 256)
+    assert all(torch.allclose(a, b, atol=1e-4) for a, b in zip(out["fp"], out["twin"]))
+    with torch.no_grad():  # the same points through SamBoxModel.decode (the calibration path)
+        _, iou = model.decode(predictor.features, pts[:, 0], multimask_output=True)
+    assert torch.allclose(iou, out["twin"][1], atol=1e-5)
 
 
 def test_units_take_queries_keys_and_their_encodings():

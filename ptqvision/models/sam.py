@@ -106,12 +106,24 @@ def build_sam(arch: SamArch) -> nn.Module:
     ).eval()
 
 
+def prompt_embeddings(prompt_encoder: nn.Module, prompts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Return segment-anything's (sparse, dense) prompt embeddings of ``prompts``: (P, 4) boxes x0 y0 x1 y1, or
+    (P, 2) points x y, one foreground point per prompt (label 1), in the model's input frame."""
+    if prompts.dim() != 2 or prompts.shape[-1] not in (2, 4):
+        raise ValueError(f"prompts must be boxes (P, 4) or points (P, 2), got {tuple(prompts.shape)}")
+    if prompts.shape[-1] == 4:
+        return prompt_encoder(points=None, boxes=prompts, masks=None)
+    labels = torch.ones(prompts.shape[0], 1, dtype=torch.int64, device=prompts.device)
+    return prompt_encoder(points=(prompts[:, None, :], labels), boxes=None, masks=None)
+
+
 class SamBoxModel(nn.Module):
-    """SAM with box prompts: ``forward(image, boxes) -> (mask logits (P, 1, h, w), predicted IoU (P, 1))``.
+    """SAM with box (or point) prompts: ``forward(image, prompts) -> (mask logits (P, 1, h, w), predicted IoU
+    (P, 1))``.
 
     ``image``: (1, 3, S, S), resized so that its longest side is S = ``image_size``, normalised with
-    ``mean``/``std`` and zero-padded at the bottom and right; ``boxes``: (P, 4) float, x0 y0 x1 y1 in that
-    frame. One image per call: the boxes of one image are SAM's batch.
+    ``mean``/``std`` and zero-padded at the bottom and right; ``prompts``: (P, 4) float boxes x0 y0 x1 y1 in
+    that frame, or (P, 2) single foreground points. One image per call: the prompts of one image are SAM's batch.
     """
 
     def __init__(self, sam: nn.Module, arch: SamArch) -> None:
@@ -131,18 +143,49 @@ class SamBoxModel(nn.Module):
             raise ValueError(f"SamBoxModel takes one image (1, 3, S, S), got {tuple(image.shape)}")
         return self.image_encoder(image)
 
-    def decode(self, embedding: torch.Tensor, boxes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Return (mask logits (P, 1, h, w), predicted IoU (P, 1)) for the boxes (P, 4) of one image embedding;
-        the boxes may be given in chunks (the image is encoded once)."""
-        if boxes.dim() != 2 or boxes.shape[-1] != 4:
-            raise ValueError(f"boxes must be (P, 4), got {tuple(boxes.shape)}")
-        sparse, dense = self.prompt_encoder(points=None, boxes=boxes, masks=None)
+    def decode(self, embedding: torch.Tensor, prompts: torch.Tensor,
+               multimask_output: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        """Return (mask logits (P, k, h, w), predicted IoU (P, k)) for the prompts of one image embedding (k = 1,
+        or 3 with ``multimask_output``); the prompts may be given in chunks (the image is encoded once)."""
+        sparse, dense = prompt_embeddings(self.prompt_encoder, prompts)
         return self.mask_decoder(image_embeddings=embedding, image_pe=self.prompt_encoder.get_dense_pe(),
                                  sparse_prompt_embeddings=sparse, dense_prompt_embeddings=dense,
-                                 multimask_output=False)
+                                 multimask_output=multimask_output)
 
-    def forward(self, image: torch.Tensor, boxes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.decode(self.encode(image), boxes)
+    def forward(self, image: torch.Tensor, prompts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.decode(self.encode(image), prompts)
+
+
+class SamPredictorView:
+    """A :class:`SamBoxModel` (full precision or quantized) seen as segment-anything's ``Sam`` by its
+    ``SamPredictor`` and ``SamAutomaticMaskGenerator``: the same encoder, prompt encoder and decoder, with
+    ``Sam``'s preprocessing (normalise on the 0..255 scale, pad to a square) and mask post-processing."""
+
+    image_format = "RGB"
+    mask_threshold = 0.0
+
+    def __init__(self, model: SamBoxModel) -> None:
+        self.model = model
+        self.image_encoder, self.prompt_encoder = model.image_encoder, model.prompt_encoder
+        self.mask_decoder = model.mask_decoder
+        first = next(model.parameters())
+        self.pixel_mean = torch.tensor([255 * m for m in IMAGENET_MEAN], device=first.device).view(-1, 1, 1)
+        self.pixel_std = torch.tensor([255 * s for s in IMAGENET_STD], device=first.device).view(-1, 1, 1)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    def preprocess(self, x: torch.Tensor) -> torch.Tensor:
+        from segment_anything.modeling import Sam
+
+        return Sam.preprocess(self, x)
+
+    def postprocess_masks(self, masks: torch.Tensor, input_size: tuple[int, ...],
+                          original_size: tuple[int, ...]) -> torch.Tensor:
+        from segment_anything.modeling import Sam
+
+        return Sam.postprocess_masks(self, masks, input_size, original_size)
 
 
 def sam_preprocess(arch: SamArch) -> Preprocess:

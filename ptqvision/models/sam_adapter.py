@@ -53,7 +53,7 @@ from ..quant import Log2Quantizer
 from ..quant.base import Quantizer
 from ..registry import ADAPTERS
 from .adapters import ADAPTER_ATTR, ModelAdapter
-from .sam import SamBoxModel
+from .sam import SamBoxModel, prompt_embeddings
 from .schedule import Item, Schedule, Unit
 from .swap import Step, quant_class, rule_quantizer, set_module, split_layers
 
@@ -460,12 +460,12 @@ class SamAdapter(ModelAdapter):
             add(Step(lambda r, m: r + m, f"{p} residual"), [f"r{i}", f"m{i}"], [f"x{i + 1}"])
         add(NeckUnit(enc.neck), [f"x{len(enc.blocks)}"], ["embedding"], "image_encoder.neck")
 
-        def prepare(embedding: torch.Tensor, boxes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-            sparse, dense = pe(points=None, boxes=boxes, masks=None)
+        def prepare(embedding: torch.Tensor, prompts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            sparse, dense = prompt_embeddings(pe, prompts)
             return decoder_tokens(md, sparse), image_keys(embedding, dense)
 
-        decoder = len(items)  # the decoder's values may be recomputed per step from the image embedding and boxes
-        add(Step(prepare, "prompt encoder, tokens, image keys"), ["embedding", "boxes"], ["tokens", "k0"])
+        decoder = len(items)  # the decoder's values may be recomputed per step from the image embedding and prompts
+        add(Step(prepare, "prompt encoder, tokens, image keys"), ["embedding", "prompts"], ["tokens", "k0"])
         queries, keys = "tokens", "k0"
         for i, layer in enumerate(md.transformer.layers):
             p = f"mask_decoder.transformer.layers.{i}"
@@ -490,7 +490,7 @@ class SamAdapter(ModelAdapter):
         add(Step(lambda q, o: t.norm_final_attn(q + o), "residual, norm_final_attn"), [queries, "fin"], ["hs"])
         size = tuple(pe.image_embedding_size)
         add(Step(lambda hs, k: mask_head(md, hs, k, size), "mask head (full precision)"), ["hs", keys], ["prediction"])
-        return Schedule(items, ["image", "boxes"], "prediction", recompute_from=decoder)
+        return Schedule(items, ["image", "prompts"], "prediction", recompute_from=decoder)
 
 
 def _encoder_pre_attention(blk: nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
