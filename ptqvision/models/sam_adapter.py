@@ -267,7 +267,7 @@ class SamAdapter(ModelAdapter):
             raise UnsupportedLayerError(f"the sam adapter handles SamBoxModel (model.type='sam'), not "
                                         f"{type(model).__name__}")
         cfg = QuantConfig.from_any(config)
-        image_encoder, transformer, mask_decoder = _sa()
+        image_encoder, transformer, _ = _sa()
         twin = copy.deepcopy(model).eval()
         enc, dec = twin.image_encoder, twin.mask_decoder
 

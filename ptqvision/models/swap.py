@@ -25,7 +25,7 @@ def rule_quantizer(cfg: QuantConfig, bits_key: str, granularity: str, heads: int
     'tensor', 'attn' (per head when ``quant.attn_granularity='head'``) or 'softmax' (``quant.softmax``'s kind)."""
     bits = getattr(cfg, bits_key)
     if granularity == "softmax":  # the kind by its registered name: a user's own quantizer plugs in the same way
-        kind, kwargs = SOFTMAX_QUANTIZERS[cfg.softmax]
+        kind, kwargs = SOFTMAX_QUANTIZERS[cfg.softmax or "uniform"]  # None: no method preset asked for another
         if kind == "uniform":  # A lies in [0, 1]: asymmetric whatever quant.a_symmetric says
             return UniformQuantizer(bits, symmetric=False, observer=cfg.a_observer, observer_kwargs={"p": cfg.lp_p})
         return lookup(QUANTIZERS, kind, "quantizer")(bits, **kwargs, p=cfg.lp_p)
