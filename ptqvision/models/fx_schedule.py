@@ -8,7 +8,9 @@ a *layer* unit. No class names are listed anywhere, so the same rule gives BRECQ
 RegNet, MobileNetV2, MnasNet and EfficientNet-Lite0.
 
 The graph is then cut into one item per unit and one per node outside the units, in an order where
-every input is ready before it is needed (see :mod:`.schedule`).
+every input is ready before it is needed (see :mod:`.schedule`). A size computed outside the units
+(``x.shape[-2:]`` for an upsampling to the input's size) is no item: every item that reads it recomputes it
+from its tensor, so the engine's streams only ever hold tensors.
 """
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ import torch.fx as fx
 
 from ..errors import ConfigError, PTQError
 from ..nn import is_residual_add
+from ..nn.twin import is_shape_node
 from ..nn.ops import QuantOp
 from .schedule import Item, Schedule, Unit
 
@@ -105,6 +108,8 @@ def _extract(gm: fx.GraphModule, nodes: Sequence[fx.Node], used_later: set[fx.No
         if n not in env:
             if n.op == "get_attr":  # parameters and buffers used functionally travel with the item
                 env[n] = graph.node_copy(n, lambda m: env[m])
+            elif is_shape_node(n):  # a size is recomputed here from its tensor, never cached as a value
+                env[n] = graph.node_copy(n, lookup)
             else:
                 inputs.append(n)
                 env[n] = graph.placeholder(f"in_{len(inputs) - 1}_{n.name}")
@@ -153,6 +158,8 @@ def build_schedule(gm: fx.GraphModule, units: Sequence[Unit]) -> Schedule:
     for node in gm.graph.nodes:
         if node.op in ("placeholder", "output") or (node.op == "get_attr" and node not in owner):
             continue
+        if node not in owner and is_shape_node(node):  # recomputed by each item that reads it (see _extract)
+            continue
         if node in owner:
             u = owner[node]
             if u not in seen_units:
@@ -164,13 +171,21 @@ def build_schedule(gm: fx.GraphModule, units: Sequence[Unit]) -> Schedule:
             groups.append([node])
             group_unit.append(None)
     group_of = {n: g for g, nodes in enumerate(groups) for n in nodes}
+
+    def sources(d: fx.Node) -> list[fx.Node]:
+        """Return the values a node stands for: itself, or for a size computed outside the groups, its tensors."""
+        if d in group_of or not is_shape_node(d):
+            return [d]
+        return [s for x in d.all_input_nodes for s in sources(x)]
+
     # Order groups so that each runs after everything it reads (a unit's nodes may interleave with others).
     order: list[int] = []
     done: set[int] = set()
     pending = list(range(len(groups)))
     while pending:
         for g in pending:
-            deps = {group_of[d] for n in groups[g] for d in n.all_input_nodes if d in group_of} - {g}
+            deps = {group_of[s] for n in groups[g] for d in n.all_input_nodes for s in sources(d)
+                    if s in group_of} - {g}
             if deps <= done:
                 order.append(g)
                 done.add(g)

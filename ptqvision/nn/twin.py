@@ -10,8 +10,11 @@ after a layer is fused into it, and activation quantizers are placed:
     squeeze-excitation product, an unfolded norm, a concatenation, an unquantized residual add):
     every layer sees quantized activations;
   * never on the input image.
-With ``head_stem_8bit`` the first and last layers' weights and the activation feeding the last
-layer are 8 bit. Name-pattern overrides are applied last.
+With ``head_stem_8bit`` the first layer's and the heads' weights and the activation feeding each head
+are 8 bit (the heads: the layers whose output reaches the network output through no other layer, the
+classifier of a classification network, both classifiers of LRASPP). Size computations
+(``x.shape[-2:]`` for an upsampling) carry no values: placement looks past them. Name-pattern
+overrides are applied last.
 """
 from __future__ import annotations
 
@@ -54,6 +57,10 @@ GRID_FUNCTIONS = (torch.flatten, F.adaptive_avg_pool2d, F.avg_pool2d, F.max_pool
                   F.relu, torch.relu, F.pad)
 GRID_METHODS = ("flatten", "view", "reshape", "permute", "transpose", "contiguous", "mean", "relu", "squeeze",
                 "unsqueeze")
+# Size computations (see is_shape_node): x.size(), x.dim(), and indexing / arithmetic on sizes.
+SHAPE_METHODS = ("size", "dim")
+SHAPE_FUNCTIONS = (operator.getitem, operator.add, operator.sub, operator.mul, operator.floordiv, operator.truediv,
+                   operator.neg)
 FUNCTIONAL_WEIGHT_OPS = (F.conv1d, F.conv2d, F.conv3d, F.linear, F.conv_transpose2d, torch.conv2d)
 # Subclasses whose forward is the plain op (timm's Linear only adds a dtype cast; Conv2dSame pads
 # TF-style, which QuantConv2d reproduces). Any other subclass may change the maths and is refused.
@@ -81,13 +88,33 @@ def _set_module(gm: fx.GraphModule, path: str, module: nn.Module) -> None:
     setattr(gm.get_submodule(parent) if parent else gm, leaf, module)
 
 
+def is_shape_node(node: fx.Node) -> bool:
+    """Return whether ``node`` computes only sizes: ``x.shape``, ``x.size()``, ``x.dim()``, or indexing and
+    arithmetic on those (e.g. the ``size=x.shape[-2:]`` of an upsampling). It carries no activation values,
+    so the placement and the schedule look past it (a segmentation network upsamples to its input's size)."""
+    if node.op == "call_function" and node.target is getattr:
+        return len(node.args) >= 2 and node.args[1] == "shape"
+    if node.op == "call_method" and node.target in SHAPE_METHODS:
+        return True
+    if node.op == "call_function" and node.target in SHAPE_FUNCTIONS:
+        inputs = node.all_input_nodes
+        return bool(inputs) and all(is_shape_node(n) for n in inputs)
+    return False
+
+
+def data_inputs(node: fx.Node) -> list[fx.Node]:
+    """Return the input nodes of ``node`` that carry values, i.e. all but the size computations."""
+    return [n for n in node.all_input_nodes if not is_shape_node(n)]
+
+
 def is_residual_add(node: fx.Node) -> bool:
-    """Return whether ``node`` adds two activation tensors (not a tensor and a constant or parameter)."""
+    """Return whether ``node`` adds two activation tensors (not a tensor and a constant or parameter, nor
+    two sizes)."""
     is_add = (node.op == "call_function" and node.target in ADD_FUNCTIONS) or (
         node.op == "call_method" and node.target in ("add", "add_"))
     if not is_add or len(node.args) < 2:
         return False
-    return all(isinstance(t, fx.Node) and t.op != "get_attr" for t in node.args[:2])
+    return all(isinstance(t, fx.Node) and t.op != "get_attr" and not is_shape_node(t) for t in node.args[:2])
 
 
 def _is_activation(gm: fx.GraphModule, node: fx.Node) -> bool:
@@ -124,7 +151,7 @@ def _input_source(gm: fx.GraphModule, node: fx.Node) -> tuple[str, UniformQuanti
     ops: ('quantizer', q), ('image', None) for the network input, or ('none', None)."""
     current = node
     while True:
-        inputs = current.all_input_nodes
+        inputs = data_inputs(current)
         if len(inputs) != 1:
             return "none", None
         current = inputs[0]
@@ -236,8 +263,10 @@ def _consumers(gm: fx.GraphModule, node: fx.Node) -> Iterator[fx.Node]:
     """Yield the ops that consume the tensor of ``node``, looking through single-input pass-through ops
     (pooling, flatten, dropout, ...) and stopping at quantization points, adds and multi-input ops."""
     for user in node.users:
+        if is_shape_node(user):  # reading a tensor's size consumes none of its values
+            continue
         passthrough = user.op in ("call_module", "call_function", "call_method") \
-            and len(user.all_input_nodes) == 1 and not _is_quant_point(gm, user)
+            and len(data_inputs(user)) == 1 and not _is_quant_point(gm, user)
         if passthrough:
             yield from _consumers(gm, user)
         else:
@@ -313,14 +342,35 @@ def unquantized_inputs(gm: fx.GraphModule) -> list[str]:
     return bad
 
 
+def head_layers(gm: fx.GraphModule, layers: list[fx.Node]) -> list[fx.Node]:
+    """Return the heads: the layers whose output reaches the network output through no other layer, in network
+    order (a classifier's fc; both classifiers of LRASPP, whose sum is upsampled to the output); the last layer
+    when none does."""
+    layer_set = set(layers)
+    found: set[fx.Node] = set()
+    seen: set[fx.Node] = set()
+    stack = [n for n in gm.graph.nodes if n.op == "output"]
+    while stack:
+        node = stack.pop()
+        for dep in data_inputs(node):
+            if dep in seen:
+                continue
+            seen.add(dep)
+            if dep in layer_set:
+                found.add(dep)
+            else:
+                stack.append(dep)
+    return [n for n in layers if n in found] or layers[-1:]
+
+
 def _apply_bit_rules(gm: fx.GraphModule, cfg: QuantConfig, layers: list[fx.Node]) -> None:
     if cfg.head_stem_8bit and layers:
-        stem, head = gm.get_submodule(layers[0].target), gm.get_submodule(layers[-1].target)
-        stem.weight_quantizer.set_bits(8)
-        head.weight_quantizer.set_bits(8)
-        feeding = _quantizer_feeding(gm, layers[-1])
-        if feeding is not None:
-            feeding.set_bits(8)
+        gm.get_submodule(layers[0].target).weight_quantizer.set_bits(8)
+        for node in head_layers(gm, layers):
+            gm.get_submodule(node.target).weight_quantizer.set_bits(8)
+            feeding = _quantizer_feeding(gm, node)
+            if feeding is not None:
+                feeding.set_bits(8)
     if cfg.stem_output_8bit and layers:
         stem = gm.get_submodule(layers[0].target)
         if stem.output_quantizer is not None:

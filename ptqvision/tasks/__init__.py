@@ -3,6 +3,7 @@ from ..registry import TASKS, lookup
 from .base import Task
 from .classification import ClassificationTask, build_dataset, check_labels
 from .instance_segmentation import CocoInstanceTask  # noqa: F401  (registers coco_instance)
+from .semantic_segmentation import SemanticSegmentationTask  # noqa: F401  (registers semantic_segmentation)
 
 
 def build_task(cfg: dict, preprocess: dict) -> Task:

@@ -1,0 +1,8 @@
+# torchvision DeepLabV3-ResNet50 (model.type 'torchvision_seg': returns the 'out' logits at the input size as a
+# tensor), 21 Pascal VOC classes. weights: your checkpoint, e.g. torchvision's
+# DeepLabV3_ResNet50_Weights.COCO_WITH_VOC_LABELS_V1 file deeplabv3_resnet50_coco-cd0a2569.pth.
+# Its auxiliary head is loaded (so the file loads strictly) and never run.
+# torchvision's published mIoU / pixel accuracy for it, 66.4 / 92.4, are on a COCO val2017 subset with VOC's
+# categories, images and labels resized to 520, not on VOC val. 'random' for timing; another label set: set
+# model.num_classes and use your own checkpoint.
+model = dict(type='torchvision_seg', name='deeplabv3_resnet50', num_classes=21, weights='checkpoints/deeplabv3_resnet50_coco-cd0a2569.pth')

@@ -1,0 +1,10 @@
+# DeepLabV3-ResNet101 W8A8, round-to-nearest, on Pascal VOC 2012 val (configs/_base_/datasets/voc.py): point
+# model.weights at your checkpoint and data.*.root at your VOC2012. Images at torchvision's scale (short side 520,
+# the size its checkpoints were trained and evaluated at), logits compared at the label maps' own size.
+# The CNN placement (BN folded, 8-bit stem and head, residual-add outputs quantized); 128 calibration crops of
+# 512x512 from the train split. Another dataset: replace voc.py in _base_ by ade20k.py or cityscapes.py and set
+# model.num_classes (150 / 19) with a checkpoint of that label set.
+_base_ = ['../_base_/models/deeplabv3_resnet101.py', '../_base_/datasets/voc.py',
+          '../_base_/quant/cnn_default.py', '../_base_/methods/rtn.py']
+quant = dict(w_bits=8, a_bits=8)
+task = dict(resize=520)

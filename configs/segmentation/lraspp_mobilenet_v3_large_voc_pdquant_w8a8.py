@@ -1,0 +1,16 @@
+# LRASPP-MobileNetV3-Large W8A8, PD-Quant, on Pascal VOC 2012 val (configs/_base_/datasets/voc.py): point
+# model.weights at your checkpoint and data.*.root at your VOC2012. Images at torchvision's scale (short side 520,
+# the size its checkpoints were trained and evaluated at), logits compared at the label maps' own size.
+# The CNN placement (BN folded, 8-bit stem and head, residual-add outputs quantized); 128 calibration crops of
+# 512x512 from the train split. Another dataset: replace voc.py in _base_ by ade20k.py or cityscapes.py and set
+# model.num_classes (150 / 19) with a checkpoint of that label set.
+# PD-Quant: QDrop plus the per-pixel prediction difference through the full-precision rest of the network
+# (KL over the classes at each pixel, averaged; T = 1 and lambda_r 0.1 as PD-Quant's setting for
+# MobileNet backbones: PD-Quant publishes no segmentation setting) and activation re-initialisation. No
+# distribution correction (recon.dc=False): LRASPP's head is one block with two inputs (the 'low' and 'high'
+# maps), and the engine corrects one-input blocks only.
+_base_ = ['../_base_/models/lraspp_mobilenet_v3_large.py', '../_base_/datasets/voc.py',
+          '../_base_/quant/cnn_default.py', '../_base_/methods/pdquant.py']
+quant = dict(w_bits=8, a_bits=8)
+task = dict(resize=520)
+recon = dict(iters=20000, batch_size=8, round_lambda=0.1, pd_temperature=1.0, dc=False)
