@@ -12,7 +12,8 @@ sys.path.insert(0, os.path.join(ROOT, "tools"))
 import report as report_cli  # noqa: E402
 
 from ptqvision.errors import ReportError  # noqa: E402
-from ptqvision.report import available_papers, build_table, load_cells, load_paper, make_report, render  # noqa: E402
+from ptqvision.report import (Cell, available_papers, build_table, load_cells, load_paper, make_report,  # noqa: E402
+                              render)
 
 REFERENCE = os.path.join(os.path.dirname(ROOT), "shared", "REFERENCE.md")
 PAPER_QUANT = {"w_granularity": "channel", "a_granularity": "tensor", "w_symmetric": False, "a_symmetric": False,
@@ -86,6 +87,33 @@ def test_table_has_the_papers_layout(tmp_path):
     data = json.loads(render([build_table(cells, metric="time_s.total")], "json"))["tables"][0]
     assert data["metric"] == "time_s.total" and {c["value"] for c in data["cells"]} == {6.0}
     assert all(c["drop"] is None for c in data["cells"])  # a time has no drop from FP
+
+
+def test_row_order_digits_and_tables_without_full_precision():
+    """A benchmark's own row labels, in its order; a metric no run measured at FP (a KL) with more digits."""
+    def kl_cell(label, bits, value):
+        res = results("resnet18", "qdrop", bits, bits, 0.0)
+        return Cell(label, {**res, "metrics": {"quant": {"kl": value}}}, f"{label} {bits}")
+
+    cells = [kl_cell("QDrop, softmax log2", 4, 0.0126), kl_cell("RTN, softmax uniform", 4, 0.0183),
+             kl_cell("RTN, softmax uniform", 3, 0.1376)]
+    ordered = render([build_table(cells, "kl", columns="bits", rows=["RTN, softmax uniform", "QDrop, softmax log2"],
+                                  decimals=4)])
+    assert ordered == ("kl; cells: value; model resnet18\n\n"
+                       "| method | W4A4 | W3A3 |\n"
+                       "|---|---|---|\n"
+                       "| RTN, softmax uniform | 0.0183 | 0.1376 |\n"
+                       "| QDrop, softmax log2 | 0.0126 | – |\n")
+    # without ``rows``: labels that are no method name keep the order in which they first appear
+    first = render([build_table(cells, "kl", columns="bits", decimals=4)]).splitlines()
+    assert first[4].startswith("| QDrop, softmax log2 |") and first[5].startswith("| RTN, softmax uniform |")
+    # a grid that skipped the FP evaluation in every cell shows values, no FP row and no drops
+    no_fp = [Cell("qdrop", results("resnet18", "qdrop", w, 4, v), f"q{w}") for w, v in ((4, 69.0), (2, 64.0))]
+    assert render([build_table(no_fp)]) == ("top1 (%); cells: value\n\n"
+                                            "| bits | method | resnet18 |\n"
+                                            "|---|---|---|\n"
+                                            "| W4A4 | QDrop | 69.00 |\n"
+                                            "| W2A4 | QDrop | 64.00 |\n")
 
 
 def test_cells_that_differ_in_protocol_are_refused_or_noted(tmp_path):

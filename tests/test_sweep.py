@@ -3,6 +3,7 @@ the SLURM submission (a stand-in sbatch), and the helpers that decide what to sk
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -17,7 +18,7 @@ import sweep as sweep_cli  # noqa: E402
 from conftest import write_tiny_config  # noqa: E402
 
 from ptqvision.errors import ConfigError  # noqa: E402
-from ptqvision.sweep import expand_configs, jobs_from_configs  # noqa: E402
+from ptqvision.sweep import elapsed_s, expand_configs, job_alive, jobs_from_configs  # noqa: E402
 from ptqvision.sweep.job import failure_reason, finished, same_config  # noqa: E402
 
 def rtn(path, data, w=4, a=4, **extra):
@@ -97,7 +98,7 @@ def test_sweep_runs_every_config_and_records_why_one_failed(tmp_path, tiny_image
     assert shown["broken_w4a4"].startswith("failed") and shown["rtn_w8a8"].startswith("done")
 
 
-def test_killed_sweep_skips_finished_runs_and_resumes_the_interrupted_one(tmp_path, tiny_images):
+def test_killed_sweep_skips_finished_runs_and_resumes_the_interrupted_one(tmp_path, tiny_images, capsys):
     grid = tmp_path / "grid"
     grid.mkdir()
     rtn(grid / "a_rtn.py", tiny_images)
@@ -119,6 +120,10 @@ def test_killed_sweep_skips_finished_runs_and_resumes_the_interrupted_one(tmp_pa
     driver.wait()
     jobs = status(sweep)
     assert [jobs[n]["state"] for n in ("a_rtn", "b_qdrop", "c_rtn")] == ["done", "running", "queued"]
+    assert sweep_cli.main(["--status", "--work-dir", str(sweep)]) == 0
+    shown = table(capsys.readouterr().out)
+    assert shown["b_qdrop"].startswith("running (gone: rerun the sweep to resume)")
+    assert shown["c_rtn"].startswith("queued (gone: rerun the sweep to resume)")
     assert not (sweep / "b_qdrop" / "results.json").exists()
     finished_a = (sweep / "a_rtn" / "results.json").stat().st_mtime_ns
 
@@ -183,6 +188,22 @@ def test_finished_and_resume_decisions_compare_the_resolved_config(tmp_path):
     assert not finished(str(work), text.replace("resnet18", "resnet50"))  # another config: run it afresh
     (work / "config.py").write_text("not python (")
     assert not same_config(str(work), text)
+
+
+def test_a_job_is_alive_only_while_its_submitit_process_runs(tmp_path):
+    rec = {"state": "running", "launcher": "local", "submit_host": socket.gethostname()}
+    # this process runs, but it is no submitit job: the job's pid was reused by another process
+    assert not job_alive({**rec, "job_id": str(os.getpid())}, str(tmp_path))
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)", "submitit"])
+    try:
+        assert job_alive({**rec, "job_id": str(child.pid)}, str(tmp_path))
+        assert not job_alive({**rec, "state": "done", "job_id": str(child.pid)}, str(tmp_path))
+    finally:
+        child.kill()
+        child.wait()
+    assert not job_alive({**rec, "job_id": str(child.pid)}, str(tmp_path))
+    assert elapsed_s({"started": "2026-12-01T10:00:00", "finished": "2026-12-01T10:01:05"}) == 65.0
+    assert elapsed_s({"state": "queued"}) is None
 
 
 def test_failure_reasons_are_one_line():

@@ -39,8 +39,9 @@ def plot_paths(out: str, tables: Sequence[Table]) -> list[str]:
 def make_report(inputs: Sequence[str] | None = None, cells: Sequence[Cell] | None = None, fmt: str = "md",
                 metrics: Sequence[str] | None = None, papers: Sequence[str | Paper] = (), columns: str = "model",
                 allow: Sequence[str] = (), out: str | None = None, plot: bool = True,
-                notes: Sequence[str] = ()) -> str:
-    """Build one table per metric from ``inputs`` (results files, work dirs, sweeps) or ready ``cells``;
+                notes: Sequence[str] = (), rows: Sequence[str] = (), decimals: int | None = None) -> str:
+    """Build one table per metric from ``inputs`` (results files, work dirs, sweeps) or ready ``cells``
+    (rows in the order of ``rows`` first, numbers with ``decimals`` digits: see :func:`build_table`);
     write it to ``out`` (and its plots beside it) when given; return the text."""
     if fmt not in FORMATS:
         raise ReportError(f"format must be one of {', '.join(FORMATS)}, got {fmt!r}")
@@ -49,7 +50,7 @@ def make_report(inputs: Sequence[str] | None = None, cells: Sequence[Cell] | Non
         cells, found = load_cells(inputs or [])
         notes += found
     loaded = [p if isinstance(p, Paper) else load_paper(p) for p in papers]
-    tables = [build_table(cells, m, columns, loaded, allow) for m in (metrics or [None])]
+    tables = [build_table(cells, m, columns, loaded, allow, rows, decimals) for m in (metrics or [None])]
     text = render(tables, fmt, notes)
     if out:
         atomic_write_text(out, text)

@@ -30,6 +30,7 @@ from .papers import Paper
 
 KINDS = {"placement": "placement", "calib": "calibration size", "eval": "evaluation protocol"}
 DASH = "–"
+PERCENT = ("top1", "top5", "mIoU", "aAcc")  # the tasks' metrics in percent (segm_mAP* too)
 MARK = "†"
 
 
@@ -82,10 +83,8 @@ class Table:
     paper_fp: dict[str, float | None]
     papers: list[Paper]
     notes: list[str] = field(default_factory=list)
-
-    @property
-    def has_drop(self) -> bool:
-        return "." not in self.metric
+    has_drop: bool = True  # a full-precision value is known: FP row and drops are shown
+    decimals: int = 2
 
     def rows(self) -> list[tuple]:
         """Return the row keys in order: (bits, label) with models as columns, (label, model) with bits."""
@@ -218,10 +217,13 @@ def _check_paper(cell: Cell, paper: Paper) -> list[_Mismatch]:
 
 
 def build_table(cells: Sequence[Cell], metric: str | None = None, columns: str = "model",
-                papers: Sequence[Paper] = (), allow: Iterable[str] = ()) -> Table:
+                papers: Sequence[Paper] = (), allow: Iterable[str] = (), rows: Sequence[str] = (),
+                decimals: int | None = None) -> Table:
     """Return the table of ``cells`` for ``metric`` (default: the task's main metric) with the papers'
     numbers beside them; raise ReportError when cells that would stand side by side differ in a kind of
-    protocol that ``allow`` does not name (``placement``, ``calib``, ``eval``)."""
+    protocol that ``allow`` does not name (``placement``, ``calib``, ``eval``). Row labels come in the
+    order of ``rows``, then the methods in the lineage's order, then other labels as they first appear;
+    numbers have ``decimals`` digits (default 2, 1 for a dotted name such as ``time_s.total``)."""
     if not cells:
         raise ReportError("no results to report")
     if columns not in ("model", "bits"):
@@ -245,7 +247,7 @@ def build_table(cells: Sequence[Cell], metric: str | None = None, columns: str =
             have = ", ".join(k for k, v in c.results["metrics"]["quant"].items() if isinstance(v, (int, float)))
             raise ReportError(f"{c.source} has no metric {metric!r} (it has {have})")
         entries[key] = Entry(value=value, cell=c)
-    order = _lineage_order(list(dict.fromkeys(c.label for c in cells)))
+    order = _lineage_order(list(dict.fromkeys(c.label for c in cells)), rows)
     mismatches = _check(sorted(cells, key=lambda c: (table_order(c.bits), order(c.label))), metric)
 
     models = list(dict.fromkeys(c.model for c in cells))
@@ -282,16 +284,23 @@ def build_table(cells: Sequence[Cell], metric: str | None = None, columns: str =
                 if e.cell is not None:
                     mismatches += _check_paper(e.cell, paper)
 
-    labels = sorted(labels, key=_lineage_order(list(labels)))
+    labels = sorted(labels, key=_lineage_order(list(labels), rows))
     notes = _resolve(mismatches, allow, entries)
-    return Table(metric, columns, labels, models, bits, entries, fp, paper_fp, used, notes)
+    has_drop = any(v is not None for v in list(fp.values()) + list(paper_fp.values()))
+    decimals = decimals if decimals is not None else 1 if "." in metric else 2
+    return Table(metric, columns, labels, models, bits, entries, fp, paper_fp, used, notes, has_drop, decimals)
 
 
-def _lineage_order(labels: Sequence[str]):
-    """Return a sort key of row labels: the methods in the order of the lineage, then other labels (a
-    sweep's own names) in the order of ``labels``."""
+def _lineage_order(labels: Sequence[str], first: Sequence[str] = ()):
+    """Return a sort key of row labels: those of ``first`` in its order, the methods in the order of the
+    lineage, then other labels (a sweep's own names) in the order of ``labels``."""
     known = list(METHOD_NAMES)
-    return lambda lab: (known.index(lab), 0) if lab in known else (len(known), labels.index(lab))
+
+    def key(lab: str) -> tuple[int, int]:
+        if lab in first:
+            return 0, list(first).index(lab)
+        return (1, known.index(lab)) if lab in known else (2, labels.index(lab))
+    return key
 
 
 def _resolve(mismatches: list[_Mismatch], allow: set[str], entries: dict) -> list[str]:
@@ -320,39 +329,38 @@ def _resolve(mismatches: list[_Mismatch], allow: set[str], entries: dict) -> lis
 
 # -- rendering --------------------------------------------------------------------------------------------
 
-def _num(value: float | None, metric: str) -> str:
+def _num(value: float | None, t: Table, sign: bool = False) -> str:
     if value is None:
         return DASH
-    return f"{value:.1f}" if "." in metric else f"{value:.2f}"
+    return f"{value:+.{t.decimals}f}" if sign else f"{value:.{t.decimals}f}"
 
 
-def _with_drop(value: float | None, drop: float | None, metric: str, marked: bool = False) -> str:
+def _with_drop(value: float | None, drop: float | None, t: Table, marked: bool = False) -> str:
     if value is None:
         return DASH
-    text = _num(value, metric) + (f" ({drop:+.2f})" if drop is not None else "")
+    text = _num(value, t) + (f" ({_num(drop, t, True)})" if drop is not None else "")
     return text + (f" {MARK}" if marked else "")
 
 
 def _cells_md(t: Table, e: Entry | None) -> list[str]:
     e = e or Entry()
-    out = [_with_drop(e.value, e.drop, t.metric, e.marked)]
+    out = [_with_drop(e.value, e.drop, t, e.marked)]
     if t.papers:
-        out += [_with_drop(e.paper, e.paper_drop, t.metric), f"{e.diff:+.2f}" if e.diff is not None else DASH]
+        out += [_with_drop(e.paper, e.paper_drop, t), _num(e.diff, t, True)]
     return out
 
 
 def _fp_md(t: Table, model: str) -> list[str]:
-    out = [_num(t.fp.get(model), t.metric) if t.fp.get(model) is not None else DASH]
+    ours, theirs = t.fp.get(model), t.paper_fp.get(model)
+    out = [_num(ours, t)]
     if t.papers:
-        ours, theirs = t.fp.get(model), t.paper_fp.get(model)
-        out += [_num(theirs, t.metric) if theirs is not None else DASH,
-                f"{ours - theirs:+.2f}" if ours is not None and theirs is not None else DASH]
+        out += [_num(theirs, t), _num(ours - theirs, t, True) if ours is not None and theirs is not None else DASH]
     return out
 
 
 def title(t: Table) -> str:
     """Return the line that says what the table's cells are."""
-    unit = "" if "." in t.metric else " (%)"
+    unit = " (%)" if t.metric in PERCENT or t.metric.startswith("segm_mAP") else ""
     what = "quantized (drop from FP)" if t.has_drop else "value"
     text = f"{t.metric}{unit}; cells: {what}"
     if t.papers:

@@ -5,8 +5,8 @@
     Sweep('work_dirs/qdrop', jobs, SweepSettings(launcher='local', jobs=2)).run()
 """
 from .job import STATES, read_status
-from .launcher import (JobSpec, Planned, Sweep, SweepSettings, default_sweep_dir, expand_configs, job_alive,
-                       jobs_from_configs, plan_table, status_table)
+from .launcher import (JobSpec, Planned, Sweep, SweepSettings, default_sweep_dir, elapsed_s, expand_configs,
+                       job_alive, jobs_from_configs, plan_table, status_table)
 
-__all__ = ["STATES", "JobSpec", "Planned", "Sweep", "SweepSettings", "default_sweep_dir", "expand_configs",
-           "job_alive", "jobs_from_configs", "plan_table", "read_status", "status_table"]
+__all__ = ["STATES", "JobSpec", "Planned", "Sweep", "SweepSettings", "default_sweep_dir", "elapsed_s",
+           "expand_configs", "job_alive", "jobs_from_configs", "plan_table", "read_status", "status_table"]

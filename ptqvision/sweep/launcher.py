@@ -117,8 +117,9 @@ def default_sweep_dir(patterns: Sequence[str]) -> str:
     return os.path.join("work_dirs", os.path.basename(os.path.abspath(folder or ".")))
 
 
-def _process_alive(host: str | None, pid: int | None) -> bool:
-    """Return whether ``pid`` runs on ``host`` (a process on another host cannot be checked: assume so)."""
+def _process_alive(host: str | None, pid: int | None, command: str | None = None) -> bool:
+    """Return whether ``pid`` runs on ``host`` (a process on another host cannot be checked: assume so),
+    and, where /proc tells, whether its command line holds ``command`` (a reused pid is another process)."""
     if pid is None:
         return False
     if host not in (None, socket.gethostname()):
@@ -131,9 +132,16 @@ def _process_alive(host: str | None, pid: int | None) -> bool:
         return True
     try:  # a zombie is not alive (nobody may reap it in a container)
         with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+            if f.read().rsplit(")", 1)[1].split()[0] in ("Z", "X"):
+                return False
+        if command is not None:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                cmdline = f.read()
+            # empty while the process is still in exec (its arguments not set up yet): cannot tell
+            return not cmdline or command.encode() in cmdline
     except (OSError, IndexError):
-        return True
+        pass
+    return True
 
 
 def job_alive(rec: dict, sweep_dir: str) -> bool:
@@ -152,7 +160,7 @@ def job_alive(rec: dict, sweep_dir: str) -> bool:
 
         state = submitit.SlurmJob(folder=os.path.join(sweep_dir, SUBMITIT_DIR), job_id=str(job_id)).state
         return state.split()[0].upper() in SLURM_ACTIVE
-    return _process_alive(rec.get("submit_host"), int(job_id))
+    return _process_alive(rec.get("submit_host"), int(job_id), "submitit")  # the local job's controller
 
 
 class Sweep:
@@ -430,14 +438,22 @@ def status_table(sweep_dir: str, names: Sequence[str] | None = None) -> str:
     return "\n".join(lines)
 
 
-def _elapsed(rec: dict) -> str:
-    """Return the run time of a job's last attempt as h:mm:ss ('' when it has not started)."""
+def elapsed_s(rec: dict) -> float | None:
+    """Return the seconds of a job's last attempt, up to now if it runs (None before it started)."""
     if not rec.get("started"):
-        return ""
+        return None
     fmt = "%Y-%m-%dT%H:%M:%S"
     start = time.mktime(time.strptime(rec["started"], fmt))
     end = time.mktime(time.strptime(rec["finished"], fmt)) if rec.get("finished") else time.time()
-    s = max(0, int(end - start))
+    return max(0.0, end - start)
+
+
+def _elapsed(rec: dict) -> str:
+    """Return the time of a job's last attempt as h:mm:ss ('' when it has not started)."""
+    seconds = elapsed_s(rec)
+    if seconds is None:
+        return ""
+    s = int(seconds)
     return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"
 
 
