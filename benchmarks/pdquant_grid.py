@@ -17,6 +17,8 @@ and 100). Each cell is written to benchmarks/out/pdquant_grid/cells/ as soon as 
 processes can fill one table (the summary reads them all).
 
     OMP_NUM_THREADS=1 python benchmarks/pdquant_grid.py --models efficientnet_lite0 --bits w4a4 --variants pd_dc pd
+    OMP_NUM_THREADS=1 python benchmarks/pdquant_grid.py --models mobilenet_v2_folded --bits w4a4 --variants qdrop local \
+        --seeds 1005 1 2 3 4     # each cell once per run seed (same images); the spread in seeds.json
 """
 from __future__ import annotations
 
@@ -25,11 +27,12 @@ import glob
 import json
 import os
 import sys
-import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
+sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
 import ptqvision  # noqa: E402,F401
+from seeds import by_seed, fmt_spread, measured, seed_key, threads  # noqa: E402
 
 from ptqvision.runner import run  # noqa: E402
 from ptqvision.utils.io import atomic_write_json  # noqa: E402
@@ -59,6 +62,8 @@ def main() -> None:
     parser.add_argument("--models", nargs="+", default=list(MODELS))
     parser.add_argument("--bits", nargs="+", default=list(BITS))
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    parser.add_argument("--seeds", nargs="+", type=int, default=None,
+                        help="run every cell once per run seed (seed=...; same calibration images); done cells are skipped")
     parser.add_argument("--summary", action="store_true", help="only print the table of the cells done so far")
     args = parser.parse_args()
     tune_cpu_allocator()
@@ -67,34 +72,45 @@ def main() -> None:
     for model in [] if args.summary else args.models:
         for bits in args.bits:
             w, a = int(bits[1]), int(bits[3])
-            for variant in args.variants:
+            for variant, seed in [(v, s) for v in args.variants for s in args.seeds or [None]]:
                 if model.startswith("mobilenet_v2_folded") and variant == "pd_dc":
                     continue  # no BatchNorm statistics: the same run as "pd"
                 folder, extra = VARIANTS[variant]
-                key = f"{model}/{bits}/{variant}"
+                key = f"{model}/{bits}/{variant}" if seed is None else seed_key(f"{model}/{bits}/{variant}", seed)
                 config = os.path.join(ROOT, "configs", folder, f"{model}_w4a4.py")
                 opts = [f"quant.w_bits={w}", f"quant.a_bits={a}", f"calib.num_samples={args.images}",
                         "eval.progress=False", "device=cpu", "data.num_workers=0", "eval.fp=False",
                         f"recon.iters={args.iters}", f"recon.weight_lr={args.weight_lr}"] + extra
                 if folder == "pdquant":
                     opts += [f"recon.dc_iters={args.dc_iters}", f"recon.dc_patience={args.dc_patience}"]
-                t = time.perf_counter()
-                res = run(config, os.path.join(OUT, key.replace("/", "_")), opts)
+                cell_path = os.path.join(cells_dir, key.replace("/", "_") + ".json")
+                if seed is not None:
+                    opts.append(f"seed={seed}")
+                    done = json.load(open(cell_path)).get(key, {}) if os.path.isfile(cell_path) else {}
+                    if done.get("options") == opts and done.get("threads") == threads():
+                        continue
+                res, timing = measured(run, config, os.path.join(OUT, key.replace("/", "_")), opts)
                 rec = res["reconstruction"]
                 cell = {"top1": res["metrics"]["quant"]["top1"], "top5": res["metrics"]["quant"]["top5"],
-                        "time_s": round(time.perf_counter() - t, 1), "recon_s": res["time_s"]["reconstruction"],
+                        "time_s": timing["wall_s"], "recon_s": res["time_s"]["reconstruction"],
                         "images": args.images, "iters": args.iters, "weight_lr": args.weight_lr,
-                        "options": opts, "recon": res["recon"], "calib_sha256": res["calib"]["sha256"],
-                        "threads": int(os.environ.get("OMP_NUM_THREADS", "0") or 0),
+                        "options": opts, "recon": res["recon"], "calib_sha256": res["calib"]["sha256"], **timing,
                         "dc_s": round(sum(u.get("dc", {}).get("time_s", 0) for u in rec["per_unit"]), 1),
                         "peak_rss_mib": rec.get("memory", {}).get("host_peak_rss_mib")}
-                atomic_write_json(os.path.join(cells_dir, key.replace("/", "_") + ".json"), {key: cell})
+                atomic_write_json(cell_path, {key: cell})
                 print(f"{key}: top1 {cell['top1']:.2f} ({cell['time_s']:.0f} s)", flush=True)
     table = {}
     for path in sorted(glob.glob(os.path.join(cells_dir, "*.json"))):
         with open(path) as f:
             table.update(json.load(f))
     atomic_write_json(os.path.join(OUT, "grid.json"), table)
+    spreads = by_seed(table)
+    if spreads:
+        atomic_write_json(os.path.join(OUT, "seeds.json"), spreads)
+        print("\n| cell | top-1 over seeds: mean ± std (min–max, n) | per seed | wall (s) |\n|---|---|---|---|")
+        for key, c in spreads.items():
+            print(f"| {key} | {fmt_spread(c['top1'])} | {' / '.join(f'{v:.2f}' for v in c['top1_per_seed'])} | "
+                  f"{fmt_spread(c['time_s'], 0)} |")
     variants = list(VARIANTS)
     print("\n| model | bits | " + " | ".join(variants) + " |")
     print("|---|---|" + "---|" * len(variants))

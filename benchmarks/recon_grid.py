@@ -6,6 +6,8 @@ imagenet_val_subset_1300. The CPU protocol (--images, --iters, --act-iters, --we
 output; every cell's results.json is kept under benchmarks/out/recon_grid/.
 
     OMP_NUM_THREADS=2 python benchmarks/recon_grid.py --images 64 --iters 100
+    OMP_NUM_THREADS=1 python benchmarks/recon_grid.py --images 64 --iters 60 --weight-lr 0.01 --bits w4a4 \
+        --methods adaround brecq --seeds 1005 1 2 3 4     # each cell once per run seed; the spread in seeds.json
 """
 from __future__ import annotations
 
@@ -13,11 +15,12 @@ import argparse
 import json
 import os
 import sys
-import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
+sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
 import ptqvision  # noqa: E402,F401
+from seeds import by_seed, fmt_spread, measured, seed_key, threads  # noqa: E402
 
 from ptqvision.runner import run  # noqa: E402
 from ptqvision.utils.runtime import tune_cpu_allocator  # noqa: E402
@@ -43,6 +46,8 @@ def main() -> None:
     parser.add_argument("--models", nargs="+", default=list(MODELS))
     parser.add_argument("--bits", nargs="+", default=[f"w{w}a{a}" for w, a in BITS])
     parser.add_argument("--methods", nargs="+", default=list(METHODS))
+    parser.add_argument("--seeds", nargs="+", type=int, default=None,
+                        help="run every cell once per run seed (seed=...; same calibration images); done cells are skipped")
     args = parser.parse_args()
     tune_cpu_allocator()
     act_iters = args.act_iters if args.act_iters is not None else max(args.iters // 4, 1)
@@ -52,18 +57,23 @@ def main() -> None:
     for model in args.models:
         for bits in args.bits:
             w, a = int(bits[1]), int(bits[3])
-            for method in args.methods:
-                key = f"{model}/{bits}/{method}"
+            for method, seed in [(m, s) for m in args.methods for s in args.seeds or [None]]:
+                key = f"{model}/{bits}/{method}" if seed is None else seed_key(f"{model}/{bits}/{method}", seed)
                 opts = [f"quant.w_bits={w}", f"quant.a_bits={a}", f"calib.num_samples={args.images}",
                         "eval.progress=False", "device=cpu", "data.num_workers=0"]
                 if method != "rtn":  # full precision is measured once per model, in the RTN cell
                     opts += [f"recon.iters={args.iters}", f"recon.act_stage.iters={act_iters}", "eval.fp=False"]
                     if args.weight_lr is not None:
                         opts.append(f"recon.weight_lr={args.weight_lr}")
-                t = time.perf_counter()
-                res = run(config_path(method, model), os.path.join(OUT, key.replace("/", "_")), opts)
+                if seed is not None:
+                    opts.append(f"seed={seed}")
+                    done = table.get(key, {})
+                    if done.get("options") == opts and done.get("threads") == threads():
+                        continue
+                res, timing = measured(run, config_path(method, model), os.path.join(OUT, key.replace("/", "_")), opts)
                 table[key] = {"top1": res["metrics"]["quant"]["top1"], "top5": res["metrics"]["quant"]["top5"],
-                              "fp_top1": res["metrics"].get("fp", {}).get("top1"), "time_s": round(time.perf_counter() - t, 1),
+                              "fp_top1": res["metrics"].get("fp", {}).get("top1"), "time_s": timing["wall_s"],
+                              "options": opts, **timing,
                               "recon_s": res["time_s"]["reconstruction"], "images": args.images,
                               "iters": args.iters if method != "rtn" else 0,
                               "act_iters": act_iters if method in ("adaround", "brecq") else 0,
@@ -73,6 +83,15 @@ def main() -> None:
                     json.dump(table, f, indent=1)
                 os.replace(table_path + ".tmp", table_path)
                 print(f"{key}: top1 {table[key]['top1']:.2f} ({table[key]['time_s']:.0f} s)", flush=True)
+    if args.seeds:
+        spreads = by_seed(table)
+        with open(os.path.join(OUT, "seeds.json"), "w") as f:
+            json.dump(spreads, f, indent=1)
+        print("\n| cell | top-1 over seeds: mean ± std (min–max, n) | per seed | wall (s) |\n|---|---|---|---|")
+        for key, c in spreads.items():
+            print(f"| {key} | {fmt_spread(c['top1'])} | {' / '.join(f'{v:.2f}' for v in c['top1_per_seed'])} | "
+                  f"{fmt_spread(c['time_s'], 0)} |")
+        return
     print("\n| model | bits | " + " | ".join(args.methods) + " |")
     print("|---|---|" + "---|" * len(args.methods))
     for model in args.models:

@@ -46,3 +46,39 @@ def fmt_spread(s: dict, digits: int = 2) -> str:
     if not s.get("n"):
         return "-"
     return f"{s['mean']:.{digits}f} ± {s['std']:.{digits}f} ({s['min']:.{digits}f}–{s['max']:.{digits}f}, n={s['n']})"
+
+
+def measured(fn, *args, **kwargs) -> tuple[object, dict]:
+    """Return (fn(*args, **kwargs), a record of its wall and CPU seconds (this process and its waited-for
+    children), the load average before and after, and the thread count)."""
+    import time
+
+    load0, t0 = loadavg(), time.time()
+    cpu0 = cpu_seconds() + cpu_seconds(resource.RUSAGE_CHILDREN)
+    out = fn(*args, **kwargs)
+    cpu = cpu_seconds() + cpu_seconds(resource.RUSAGE_CHILDREN) - cpu0
+    return out, {"wall_s": round(time.time() - t0, 1), "cpu_s": round(cpu, 1), "threads": threads(),
+                 "loadavg_start": load0, "loadavg_end": loadavg()}
+
+
+def seed_key(key: str, seed: int) -> str:
+    """Return the table key of one seed of a cell."""
+    return f"{key}/seed{seed}"
+
+
+def by_seed(table: dict) -> dict:
+    """Return, for each cell with seeded runs in ``table`` (keys ``<cell>/seed<s>``), the seeds (1005 first),
+    the per-seed top-1, the spread of top-1 and wall time, and the thread counts."""
+    cells: dict[str, dict] = {}
+    for k, v in table.items():
+        if "/seed" in k:
+            cell, seed = k.rsplit("/seed", 1)
+            cells.setdefault(cell, {})[int(seed)] = v
+    out = {}
+    for cell, runs in sorted(cells.items()):
+        seeds = sorted(runs, key=lambda s: (s != 1005, s))
+        out[cell] = {"seeds": seeds, "top1_per_seed": [runs[s]["top1"] for s in seeds],
+                     "top1": spread([runs[s]["top1"] for s in seeds]),
+                     "time_s": spread([runs[s]["time_s"] for s in seeds]),
+                     "threads": sorted({runs[s].get("threads", 0) for s in seeds})}
+    return out

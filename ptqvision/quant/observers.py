@@ -238,15 +238,16 @@ def mse_search(rows: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor, bits: int
     [r·min, r·max] made symmetric. The decision one-/two-sided is per row (per channel for weights).
 
     The zero point is searched exactly by bisection, not by trying all 2^b values: with n = round(x/s),
-    Q(x) = s·clamp(n, −z, 2^b − 1 − z), so an element's error as a function of the integer z is
-    |r_x + k|^p, with r_x = x/s − n ∈ [−½, ½] and k the (signed) number of codes it is clamped by:
-    k = 0 while n lies in [−z, 2^b − 1 − z], growing by one per step of z beyond either end. Since |r + k|^p
-    is convex in k for p ≥ 1 and k(z) is 0 on an interval and moves by one per step outside it, the
-    sequence over z is convex, and so is the mean over elements. The first minimiser of a convex
-    sequence is the first z with E(z) ≤ E(z + 1), found in b halvings (2b error evaluations instead of
-    2^b: 16 instead of 256 at 8 bits). Plateaus (several z clamp nothing) have bitwise equal errors, so
-    the first of them is returned, as an exhaustive loop would. Vectorised over candidates and rows,
-    chunked over candidates to keep at most ``max_elements`` values per temporary.
+    Q(x) = s·clamp(n, −z, 2^b − 1 − z), so as z runs over 0..2^b − 1 an element's error is s^p·|r + k|^p,
+    with r = x/s − n ∈ [−½, ½] and k = min(0, n + z) + max(0, n + z − (2^b − 1)): k climbs by one per step
+    of z while the element is clamped at the bottom (k < 0), stays 0 while n is in range, and climbs again
+    once it is clamped at the top. |r + k|^p is convex in the integer k for p ≥ 1 and smallest at k = 0
+    (|r| ≤ ½), so the sequence over z (the convex one over k with its minimum repeated) is convex, and so
+    is the (weighted) mean over elements. The first minimiser of a convex sequence is the first z with
+    E(z) ≤ E(z + 1), found in b halvings (2b error evaluations instead of 2^b: 16 instead of 256 at 8
+    bits). Plateaus (several z clamp nothing) have bitwise equal errors, so the first of them is
+    returned, as an exhaustive loop would; the tests compare with one. Vectorised over candidates and
+    rows, chunked over candidates to keep at most ``max_elements`` values per temporary.
     """
     ratios = torch.arange(1, num_candidates + 1, device=rows.device, dtype=rows.dtype) / num_candidates
     two_sided = (lo < 0) & (hi > 0) if not symmetric else torch.zeros_like(lo, dtype=torch.bool)
