@@ -17,9 +17,13 @@ and 100). Every cell is one tools/quant.py run launched by the sweep machinery (
 benchmarks/out/pdquant_grid/<model>_<bits>_<variant>/ (a cell finished with the same resolved config is
 skipped; several invocations, even at once, fill one sweep); the table of every cell done so far comes
 from the report machinery (ptqvision.report) and is written with the plot to
-benchmarks/out/pdquant_grid/report.{md,png}.
+benchmarks/out/pdquant_grid/report.{md,png}. With --seeds, every cell runs once per run seed instead (its
+own job, ``seed=<s>`` among its options, in <model>_<bits>_<variant>_seed<s>/; the same calibration images);
+the spread of each seeded cell over its seeds is printed and written to benchmarks/out/pdquant_grid/seeds.json.
 
     OMP_NUM_THREADS=1 python benchmarks/pdquant_grid.py --models efficientnet_lite0 --bits w4a4 --variants pd_dc pd
+    OMP_NUM_THREADS=1 python benchmarks/pdquant_grid.py --models mobilenet_v2_folded --bits w4a4 --variants qdrop local \
+        --seeds 1005 1 2 3 4     # each cell once per run seed (same images); the spread in seeds.json
 """
 from __future__ import annotations
 
@@ -29,7 +33,9 @@ import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
+sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
 import ptqvision  # noqa: E402,F401
+from seeds import grid_cells, seeded_job, write_spreads  # noqa: E402
 
 from ptqvision.report import make_report  # noqa: E402
 from ptqvision.sweep import JobSpec, Sweep, SweepSettings, status_table  # noqa: E402
@@ -59,6 +65,9 @@ def main() -> int:
     parser.add_argument("--models", nargs="+", default=list(MODELS))
     parser.add_argument("--bits", nargs="+", default=list(BITS))
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    parser.add_argument("--seeds", nargs="+", type=int, default=None,
+                        help="run every cell once per run seed (seed=...; same calibration images), each its own "
+                             "job; done cells are skipped")
     parser.add_argument("--summary", action="store_true", help="only print the table of the cells done so far")
     parser.add_argument("--jobs", type=int, default=1, help="cells run side by side")
     args = parser.parse_args()
@@ -66,7 +75,7 @@ def main() -> int:
     for model in [] if args.summary else args.models:
         for bits in args.bits:
             w, a = int(bits[1]), int(bits[3])
-            for variant in args.variants:
+            for variant, seed in [(v, s) for v in args.variants for s in args.seeds or [None]]:
                 if model.startswith("mobilenet_v2_folded") and variant == "pd_dc":
                     continue  # no BatchNorm statistics: the same run as "pd"
                 folder, extra = VARIANTS[variant]
@@ -77,14 +86,21 @@ def main() -> int:
                         f"recon.iters={args.iters}", f"recon.weight_lr={args.weight_lr}"] + extra
                 if folder == "pdquant":
                     opts += [f"recon.dc_iters={args.dc_iters}", f"recon.dc_patience={args.dc_patience}"]
-                jobs.append(JobSpec(key.replace("/", "_"), config, opts, label=LABELS[variant]))
+                if seed is not None:
+                    opts.append(f"seed={seed}")
+                jobs.append(JobSpec(seeded_job(key.replace("/", "_"), seed), config, opts, label=LABELS[variant]))
     code = 0
     if jobs:
         records = Sweep(OUT, jobs, SweepSettings(gpus=0, jobs=args.jobs)).run()  # the cells run on the CPU
         print(status_table(OUT, [j.name for j in jobs]), end="\n\n")
         code = 1 if any(r["state"] != "done" for r in records.values()) else 0
-    print(make_report([OUT], metrics=["top1", "top5"], rows=list(LABELS.values()), out=os.path.join(OUT, "report.md")),
-          end="")
+    write_spreads(OUT)  # the spread over the seeds of every seeded cell of the sweep, if any
+    cells, notes = grid_cells(OUT)
+    if cells:
+        print(make_report(cells=cells, notes=notes, metrics=["top1", "top5"], rows=list(LABELS.values()),
+                          out=os.path.join(OUT, "report.md")), end="")
+    elif not args.seeds:
+        print("no table: " + "; ".join(notes))
     return code
 
 

@@ -101,6 +101,7 @@ BAD_INPUTS = [
     (["--cfg-options", "seed=abc"], "seed must be a non-negative integer"),
     (["--cfg-options", "calib.seed=abc"], "calib.seed must be a non-negative integer"),
     (["--cfg-options", "quant.lp_p=-1"], "quant.lp_p must be a positive number"),
+    (["--cfg-options", "method.range_init=original"], "method.range_init='original' is defined for method.type"),
     (["--cfg-options", "quant.w_symmetric=maybe"], "quant.w_symmetric must be true or false"),
     (["--cfg-options", "eval.progress=maybe"], "eval.progress must be true or false"),
     (["--cfg-options", "calib.num_samples=1000"], "num_samples"),
@@ -234,6 +235,22 @@ def test_qdrop_through_the_cli_records_everything_and_resumes_after_a_kill(tmp_p
     a = torch.load(work / "quantized.pth", weights_only=True)["state_dict"]
     b = torch.load(killed / "quantized.pth", weights_only=True)["state_dict"]
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_original_range_init_through_the_cli_is_recorded(tmp_path, dataset, capsys):
+    cfg = write_config(tmp_path / "tiny_qdrop.py", dataset, method=dict(type="qdrop", range_init="original"),
+                       recon=dict(iters=2, batch_size=4))
+    work = tmp_path / "work"
+    assert quant_cli.main([cfg, "--work-dir", str(work)]) == 0
+    results = json.loads((work / "results.json").read_text())
+    assert results["range_init"] == "original" and results["recon"]["act_reinit_samples"] == 256
+    assert {r["observer"] for r in results["placement"]} == {"qdrop_mse"}
+    per_unit = results["reconstruction"]["per_unit"]
+    assert all(u["act_reinit_s"] >= 0 for u in per_unit if u["unit"] != "fc")  # fc has no activation quantizer
+    assert "'range_init': 'original'" in (work / "config.py").read_text()
+    capsys.readouterr()
+    assert test_cli.main([cfg, str(work / "quantized.pth")]) == 0
+    assert "reproduced exactly" in capsys.readouterr().out
 
 
 def test_pdquant_through_the_cli_with_its_ablations(tmp_path, dataset, capsys):

@@ -298,3 +298,44 @@ def test_make_report_writes_atomically_beside_the_table(tmp_path):
     assert json.loads(out.read_text()) == json.loads(text)
     assert (tmp_path / "out" / "table.png").is_file() and (tmp_path / "out" / "table_top5.png").is_file()
     assert not [p for p in os.listdir(tmp_path / "out") if p.startswith(".tmp-")]
+
+
+def test_seeded_cells_of_a_benchmark_grid(tmp_path, capsys):
+    """benchmarks/recon_grid.py and pdquant_grid.py --seeds: each seed of a cell is its own sweep job
+    (``<cell>_seed<s>``); the table shows the cells' own runs, seeds.json the spread over the seeds."""
+    sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
+    import seeds
+
+    sweep = tmp_path / "grid"
+    jobs = {}
+    runs = {"mobilenet_v2_folded_w4a4_qdrop": (None, 50.0), "mobilenet_v2_folded_w4a4_qdrop_seed1005": (1005, 50.0),
+            "mobilenet_v2_folded_w4a4_qdrop_seed1": (1, 52.0), "mobilenet_v2_folded_w4a4_qdrop_seed2": (2, 51.0),
+            "mobilenet_v2_folded_w2a4_qdrop": (None, 30.0)}
+    for i, (name, (seed, top1)) in enumerate(runs.items()):
+        bits = (2, 4) if "w2a4" in name else (4, 4)
+        write(sweep / name, results("mobilenet_v2_folded", "qdrop", *bits, top1, fp=79.0 if i == 0 else None))
+        assert seeds.seeded_job(name.rsplit("_seed", 1)[0], seed) == name
+        jobs[name] = {"name": name, "state": "done", "label": "qdrop", "threads": 1,
+                      "started": "2026-12-01T10:00:00", "finished": f"2026-12-01T10:0{i + 1}:00"}
+    jobs["mobilenet_v2_folded_w4a4_qdrop_seed3"] = {"name": "x", "state": "failed", "reason": "interrupted"}
+    jobs["mobilenet_v2_folded_w3a3_qdrop"] = {"name": "y", "state": "failed", "reason": "out of memory"}
+    (sweep / "status.json").write_text(json.dumps({"jobs": jobs}))
+
+    spreads = seeds.write_spreads(str(sweep))
+    assert json.loads((sweep / "seeds.json").read_text()) == spreads
+    assert list(spreads) == ["mobilenet_v2_folded/w4a4/qdrop"]  # the failed seed is left out
+    c = spreads["mobilenet_v2_folded/w4a4/qdrop"]
+    assert c["seeds"] == [1005, 1, 2] and c["top1_per_seed"] == [50.0, 52.0, 51.0] and c["threads"] == [1]
+    assert c["top1"] == {"n": 3, "mean": 51.0, "std": 1.0, "min": 50.0, "max": 52.0}
+    assert c["time_s"] == {"n": 3, "mean": 180.0, "std": 60.0, "min": 120.0, "max": 240.0}  # the jobs' wall times
+    out = capsys.readouterr().out
+    assert "| mobilenet_v2_folded/w4a4/qdrop | 51.00 ± 1.00 (50.00–52.00, n=3) | 50.00 / 52.00 / 51.00 | " \
+           "180 ± 60 (120–240, n=3) | 1 |" in out
+
+    cells, notes = seeds.grid_cells(str(sweep))
+    assert sorted(os.path.basename(os.path.dirname(c.source)) for c in cells) == [
+        "mobilenet_v2_folded_w2a4_qdrop", "mobilenet_v2_folded_w4a4_qdrop"]
+    assert notes == ["mobilenet_v2_folded_w3a3_qdrop: failed: out of memory"]
+    text = make_report(cells=cells, notes=notes)
+    assert "| W4A4 | QDrop | 50.00 (-29.00) |" in text and "| W2A4 | QDrop | 30.00 (-49.00) |" in text
+    assert seeds.grid_cells(str(tmp_path / "none")) == ([], [f"no such file or folder: {tmp_path / 'none'}"])

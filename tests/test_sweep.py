@@ -69,6 +69,9 @@ def test_sweep_runs_every_config_and_records_why_one_failed(tmp_path, tiny_image
     # the two runs went side by side, as two submitit jobs
     a, b = jobs["rtn_w4a4"], jobs["rtn_w8a8"]
     assert a["job_id"] != b["job_id"] and a["started"] <= b["finished"] and b["started"] <= a["finished"]
+    # each record says with how many threads its run went: the caller's, else the cores shared by the two
+    threads = int(os.environ.get("OMP_NUM_THREADS") or max(1, (os.cpu_count() or 1) // 2))
+    assert a["threads"] == b["threads"] == threads
 
     # the job's code travelled by value: unpickling it imports neither ptqvision nor torch
     pkl = sorted((sweep / "submitit").glob("*_submitted.pkl"))[0]

@@ -21,6 +21,10 @@ PRESETS: dict[str, dict] = {"adaround": adaround.PRESET, "brecq": brecq.PRESET, 
 # Placement options a method is defined with; they fill quant.* keys the config leaves at None.
 QUANT_PRESETS: dict[str, dict] = {"repqvit": {"ln_reparam": True, "softmax": "log_sqrt2"}}
 QUANT_DEFAULTS = {"ln_reparam": False, "softmax": "uniform"}
+# method.range_init='original': the settings (per config section) with which a method initialises its ranges
+# as its original code does; 'default' keeps ptqvision's (the Lp search, activation ranges as the preset says).
+ORIGINAL_RANGE_INITS: dict[str, dict] = {"qdrop": qdrop.ORIGINAL_RANGE_INIT, "pdquant": pdquant.ORIGINAL_RANGE_INIT}
+RANGE_INITS = ("default", "original")
 
 
 def get_method(name: str) -> Callable:

@@ -169,9 +169,12 @@ class QuantJob(Checkpointable):
             return update_job(sweep_dir, name, {"state": "done", "reason": None, "finished": now(), "skipped": True})
         resume = same_config(work_dir, spec["config_text"])
         host = socket.gethostname()
+        env = {**os.environ, **spec.get("env", {})}
+        threads = env.get("OMP_NUM_THREADS", "")
         rec = update_job(sweep_dir, name, fn=lambda r: {
             "state": "running", "started": now(), "finished": None, "reason": None, "skipped": False,
-            "host": host, "resume": resume, "attempts": r.get("attempts", 0) + 1})
+            "host": host, "resume": resume, "attempts": r.get("attempts", 0) + 1,
+            "threads": int(threads) if threads.isdigit() else None})  # OMP_NUM_THREADS of the run
         cmd = [spec["python"], spec["quant"], spec["config"], "--work-dir", work_dir]
         cmd += ["--resume"] if resume else []
         cmd += ["--cfg-options", *spec["options"]] if spec["options"] else []
@@ -181,8 +184,7 @@ class QuantJob(Checkpointable):
             log.write(f"=== attempt {rec['attempts']}, {now()} on {host}: {shlex.join(cmd)}\n".encode())
             log.flush()
             start = log.tell()
-            self._child = subprocess.Popen(cmd, cwd=spec["cwd"], stdout=log, stderr=subprocess.STDOUT,
-                                           env={**os.environ, **spec.get("env", {})})
+            self._child = subprocess.Popen(cmd, cwd=spec["cwd"], stdout=log, stderr=subprocess.STDOUT, env=env)
             update_job(sweep_dir, name, {"pid": self._child.pid})
             returncode = self._wait()
         with open(path, "rb") as f:
