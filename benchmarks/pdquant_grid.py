@@ -13,32 +13,36 @@ imagenet_val_subset_1300. Variants (all from configs/qdrop and configs/pdquant p
 
 The CPU protocol is part 2's (64 images, 60 iterations, AdaRound lr 1e-2 for every variant) with the
 distribution correction scaled like the iterations (100 Adam steps, plateau patience 20, instead of 500
-and 100). Each cell is written to benchmarks/out/pdquant_grid/cells/ as soon as it is done, so several
-processes can fill one table (the summary reads them all).
+and 100). Every cell is one tools/quant.py run launched by the sweep machinery (ptqvision.sweep) in
+benchmarks/out/pdquant_grid/<model>_<bits>_<variant>/ (a cell finished with the same resolved config is
+skipped; several invocations, even at once, fill one sweep); the table of every cell done so far comes
+from the report machinery (ptqvision.report) and is written with the plot to
+benchmarks/out/pdquant_grid/report.{md,png}. With --seeds, every cell runs once per run seed instead (its
+own job, ``seed=<s>`` among its options, in <model>_<bits>_<variant>_seed<s>/; the same calibration images);
+the spread of each seeded cell over its seeds is printed and written to benchmarks/out/pdquant_grid/seeds.json.
 
     OMP_NUM_THREADS=1 python benchmarks/pdquant_grid.py --models efficientnet_lite0 --bits w4a4 --variants pd_dc pd
+    OMP_NUM_THREADS=1 python benchmarks/pdquant_grid.py --models mobilenet_v2_folded --bits w4a4 --variants qdrop local \
+        --seeds 1005 1 2 3 4     # each cell once per run seed (same images); the spread in seeds.json
 """
 from __future__ import annotations
 
 import argparse
-import glob
-import json
 import os
 import sys
-import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
+sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
 import ptqvision  # noqa: E402,F401
+from seeds import grid_cells, seeded_job, write_spreads  # noqa: E402
 
-from ptqvision.runner import run  # noqa: E402
-from ptqvision.utils.io import atomic_write_json  # noqa: E402
-from ptqvision.utils.runtime import tune_cpu_allocator  # noqa: E402
+from ptqvision.report import make_report  # noqa: E402
+from ptqvision.sweep import JobSpec, Sweep, SweepSettings, status_table  # noqa: E402
 
 OUT = os.path.join(ROOT, "benchmarks", "out", "pdquant_grid")
 MODELS = ("mobilenet_v2_folded", "efficientnet_lite0")
-BITS = ("w4a4", "w2a4", "w2a2")
-EXTRA_BITS = ("w3a3",)  # run with --bits w3a3: a low-bit setting that 60 iterations do not leave at chance
+BITS = ("w4a4", "w2a4", "w2a2")  # and --bits w3a3: a low-bit setting that 60 iterations do not leave at chance
 VARIANTS = {
     "qdrop": ("qdrop", []),
     "local": ("pdquant", ["recon.pd_loss=False", "recon.dc=False"]),
@@ -47,9 +51,11 @@ VARIANTS = {
     "no_drop": ("pdquant", ["recon.drop_prob=1.0"]),
     "t4": ("pdquant", ["recon.pd_temperature=4.0"]),
 }
+LABELS = {"qdrop": "qdrop", "local": "local loss only", "pd": "+ prediction difference",
+          "pd_dc": "+ distribution correction (PD-Quant)", "no_drop": "PD-Quant, drop off", "t4": "PD-Quant, T = 4"}
 
 
-def main() -> None:
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=64, help="calibration images")
     parser.add_argument("--iters", type=int, default=60, help="iterations per unit (paper: 20000)")
@@ -59,15 +65,17 @@ def main() -> None:
     parser.add_argument("--models", nargs="+", default=list(MODELS))
     parser.add_argument("--bits", nargs="+", default=list(BITS))
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    parser.add_argument("--seeds", nargs="+", type=int, default=None,
+                        help="run every cell once per run seed (seed=...; same calibration images), each its own "
+                             "job; done cells are skipped")
     parser.add_argument("--summary", action="store_true", help="only print the table of the cells done so far")
+    parser.add_argument("--jobs", type=int, default=1, help="cells run side by side")
     args = parser.parse_args()
-    tune_cpu_allocator()
-    cells_dir = os.path.join(OUT, "cells")
-    os.makedirs(cells_dir, exist_ok=True)
+    jobs = []
     for model in [] if args.summary else args.models:
         for bits in args.bits:
             w, a = int(bits[1]), int(bits[3])
-            for variant in args.variants:
+            for variant, seed in [(v, s) for v in args.variants for s in args.seeds or [None]]:
                 if model.startswith("mobilenet_v2_folded") and variant == "pd_dc":
                     continue  # no BatchNorm statistics: the same run as "pd"
                 folder, extra = VARIANTS[variant]
@@ -78,33 +86,23 @@ def main() -> None:
                         f"recon.iters={args.iters}", f"recon.weight_lr={args.weight_lr}"] + extra
                 if folder == "pdquant":
                     opts += [f"recon.dc_iters={args.dc_iters}", f"recon.dc_patience={args.dc_patience}"]
-                t = time.perf_counter()
-                res = run(config, os.path.join(OUT, key.replace("/", "_")), opts)
-                rec = res["reconstruction"]
-                cell = {"top1": res["metrics"]["quant"]["top1"], "top5": res["metrics"]["quant"]["top5"],
-                        "time_s": round(time.perf_counter() - t, 1), "recon_s": res["time_s"]["reconstruction"],
-                        "images": args.images, "iters": args.iters, "weight_lr": args.weight_lr,
-                        "options": opts, "recon": res["recon"], "calib_sha256": res["calib"]["sha256"],
-                        "threads": int(os.environ.get("OMP_NUM_THREADS", "0") or 0),
-                        "dc_s": round(sum(u.get("dc", {}).get("time_s", 0) for u in rec["per_unit"]), 1),
-                        "peak_rss_mib": rec.get("memory", {}).get("host_peak_rss_mib")}
-                atomic_write_json(os.path.join(cells_dir, key.replace("/", "_") + ".json"), {key: cell})
-                print(f"{key}: top1 {cell['top1']:.2f} ({cell['time_s']:.0f} s)", flush=True)
-    table = {}
-    for path in sorted(glob.glob(os.path.join(cells_dir, "*.json"))):
-        with open(path) as f:
-            table.update(json.load(f))
-    atomic_write_json(os.path.join(OUT, "grid.json"), table)
-    variants = list(VARIANTS)
-    print("\n| model | bits | " + " | ".join(variants) + " |")
-    print("|---|---|" + "---|" * len(variants))
-    for model in MODELS:
-        for bits in BITS + EXTRA_BITS:
-            cells = [table.get(f"{model}/{bits}/{v}") for v in variants]
-            if any(cells):
-                print(f"| {model} | {bits.upper()} | " + " | ".join(
-                    f"{c['top1']:.2f}" if c else "-" for c in cells) + " |")
+                if seed is not None:
+                    opts.append(f"seed={seed}")
+                jobs.append(JobSpec(seeded_job(key.replace("/", "_"), seed), config, opts, label=LABELS[variant]))
+    code = 0
+    if jobs:
+        records = Sweep(OUT, jobs, SweepSettings(gpus=0, jobs=args.jobs)).run()  # the cells run on the CPU
+        print(status_table(OUT, [j.name for j in jobs]), end="\n\n")
+        code = 1 if any(r["state"] != "done" for r in records.values()) else 0
+    write_spreads(OUT)  # the spread over the seeds of every seeded cell of the sweep, if any
+    cells, notes = grid_cells(OUT)
+    if cells:
+        print(make_report(cells=cells, notes=notes, metrics=["top1", "top5"], rows=list(LABELS.values()),
+                          out=os.path.join(OUT, "report.md")), end="")
+    elif not args.seeds:
+        print("no table: " + "; ".join(notes))
+    return code
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -3,24 +3,32 @@
 RTN, AdaRound, BRECQ and QDrop on MobileNetV2 (BN-folded) and EfficientNet-Lite0 at W4A4, W2A4 and
 W3A3; calibration on imagenet_sample_1000_r256, evaluation on all 1300 images of
 imagenet_val_subset_1300. The CPU protocol (--images, --iters, --act-iters, --weight-lr) is stated in the
-output; every cell's results.json is kept under benchmarks/out/recon_grid/.
+output. Every cell is one tools/quant.py run launched by the sweep machinery (ptqvision.sweep), its
+results.json kept under benchmarks/out/recon_grid/<model>_<bits>_<method>/ (a cell finished with the same
+resolved config is skipped); the tables (top-1, top-5, seconds per cell) come from the report machinery
+(ptqvision.report) and are written with the plot to benchmarks/out/recon_grid/report.{md,png}. With
+--seeds, every cell runs once per run seed instead (its own job, ``seed=<s>`` among its options, in
+<model>_<bits>_<method>_seed<s>/; the same calibration images), and the spread of each cell over its seeds
+is printed and written to benchmarks/out/recon_grid/seeds.json.
 
     OMP_NUM_THREADS=2 python benchmarks/recon_grid.py --images 64 --iters 100
+    OMP_NUM_THREADS=1 python benchmarks/recon_grid.py --images 64 --iters 60 --weight-lr 0.01 --bits w4a4 \
+        --methods adaround brecq --seeds 1005 1 2 3 4     # each cell once per run seed; the spread in seeds.json
 """
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
-import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
+sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
 import ptqvision  # noqa: E402,F401
+from seeds import grid_cells, seeded_job, write_spreads  # noqa: E402
 
-from ptqvision.runner import run  # noqa: E402
-from ptqvision.utils.runtime import tune_cpu_allocator  # noqa: E402
+from ptqvision.report import make_report  # noqa: E402
+from ptqvision.sweep import JobSpec, Sweep, SweepSettings, status_table  # noqa: E402
 
 OUT = os.path.join(ROOT, "benchmarks", "out", "recon_grid")
 MODELS = ("mobilenet_v2_folded", "efficientnet_lite0")
@@ -33,7 +41,7 @@ def config_path(method: str, model: str) -> str:
     return os.path.join(ROOT, "configs", folder, f"{model}_w4a4.py")
 
 
-def main() -> None:
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=64, help="calibration images")
     parser.add_argument("--iters", type=int, default=100, help="iterations per unit (paper: 20000)")
@@ -43,16 +51,17 @@ def main() -> None:
     parser.add_argument("--models", nargs="+", default=list(MODELS))
     parser.add_argument("--bits", nargs="+", default=[f"w{w}a{a}" for w, a in BITS])
     parser.add_argument("--methods", nargs="+", default=list(METHODS))
+    parser.add_argument("--seeds", nargs="+", type=int, default=None,
+                        help="run every cell once per run seed (seed=...; same calibration images), each its own "
+                             "job; done cells are skipped")
+    parser.add_argument("--jobs", type=int, default=1, help="cells run side by side")
     args = parser.parse_args()
-    tune_cpu_allocator()
     act_iters = args.act_iters if args.act_iters is not None else max(args.iters // 4, 1)
-    os.makedirs(OUT, exist_ok=True)
-    table_path = os.path.join(OUT, "grid.json")
-    table = json.load(open(table_path)) if os.path.isfile(table_path) else {}
+    jobs = []
     for model in args.models:
         for bits in args.bits:
             w, a = int(bits[1]), int(bits[3])
-            for method in args.methods:
+            for method, seed in [(m, s) for m in args.methods for s in args.seeds or [None]]:
                 key = f"{model}/{bits}/{method}"
                 opts = [f"quant.w_bits={w}", f"quant.a_bits={a}", f"calib.num_samples={args.images}",
                         "eval.progress=False", "device=cpu", "data.num_workers=0"]
@@ -60,26 +69,25 @@ def main() -> None:
                     opts += [f"recon.iters={args.iters}", f"recon.act_stage.iters={act_iters}", "eval.fp=False"]
                     if args.weight_lr is not None:
                         opts.append(f"recon.weight_lr={args.weight_lr}")
-                t = time.perf_counter()
-                res = run(config_path(method, model), os.path.join(OUT, key.replace("/", "_")), opts)
-                table[key] = {"top1": res["metrics"]["quant"]["top1"], "top5": res["metrics"]["quant"]["top5"],
-                              "fp_top1": res["metrics"].get("fp", {}).get("top1"), "time_s": round(time.perf_counter() - t, 1),
-                              "recon_s": res["time_s"]["reconstruction"], "images": args.images,
-                              "iters": args.iters if method != "rtn" else 0,
-                              "act_iters": act_iters if method in ("adaround", "brecq") else 0,
-                              "weight_lr": args.weight_lr or 1e-3, "calib_sha256": res["calib"]["sha256"],
-                              "peak_rss_mib": res.get("reconstruction", {}).get("memory", {}).get("host_peak_rss_mib")}
-                with open(table_path + ".tmp", "w") as f:
-                    json.dump(table, f, indent=1)
-                os.replace(table_path + ".tmp", table_path)
-                print(f"{key}: top1 {table[key]['top1']:.2f} ({table[key]['time_s']:.0f} s)", flush=True)
-    print("\n| model | bits | " + " | ".join(args.methods) + " |")
-    print("|---|---|" + "---|" * len(args.methods))
-    for model in args.models:
-        for bits in args.bits:
-            cells = [table.get(f"{model}/{bits}/{m}") for m in args.methods]
-            print(f"| {model} | {bits.upper()} | " + " | ".join(f"{c['top1']:.2f}" if c else "-" for c in cells) + " |")
+                if seed is not None:
+                    opts.append(f"seed={seed}")
+                jobs.append(JobSpec(seeded_job(key.replace("/", "_"), seed), config_path(method, model), opts,
+                                    label=method))
+    records = Sweep(OUT, jobs, SweepSettings(gpus=0, jobs=args.jobs)).run()  # the cells run on the CPU
+    print(status_table(OUT, [j.name for j in jobs]), end="\n\n")
+    code = 1 if any(r["state"] != "done" for r in records.values()) else 0
+    if args.seeds:  # the spread over the seeds of every seeded cell of the sweep
+        write_spreads(OUT)
+        return code
+    # BRECQ's configs keep the stem's output at 8 bit (its paper's placement): a difference the table notes
+    cells, notes = grid_cells(OUT)
+    if not cells:
+        print("no table: " + "; ".join(notes))
+        return code
+    print(make_report(cells=cells, notes=notes, metrics=["top1", "top5", "time_s.total"], allow=["placement"],
+                      out=os.path.join(OUT, "report.md")), end="")
+    return code
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

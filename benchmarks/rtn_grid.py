@@ -1,9 +1,12 @@
 #!/usr/bin/env python
 """RTN benchmark: W8A8, W6A6, W4A8, W4A4 on the real MobileNetV2 and EfficientNet-Lite0 of ../shared/data.
 
-Every cell runs the full pipeline (tools/quant.py's ``run``) from configs/rtn/, so each has its own
-results.json under benchmarks/out/rtn/. The full-precision accuracy is evaluated once per model.
-Writes benchmarks/out/rtn_grid.json and prints a markdown table for docs/benchmarks.md.
+Every cell is one ``tools/quant.py`` run of its config in configs/rtn/, launched by the sweep machinery
+(``ptqvision.sweep``, submitit's local executor), with its own results.json under benchmarks/out/rtn/;
+a cell that finished with the same resolved config is skipped. The full-precision accuracy is
+evaluated once per model (in its W8A8 cell). The tables (top-1, top-5, calibration and evaluation
+seconds) come from the report machinery (``ptqvision.report``) and are written with the plot to
+benchmarks/out/rtn/report.{md,png}.
 
     OMP_NUM_THREADS=2 python benchmarks/rtn_grid.py
 """
@@ -16,41 +19,30 @@ import sys
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from ptqvision.runner import run  # noqa: E402
-from ptqvision.utils.io import atomic_write_json  # noqa: E402
-from ptqvision.utils.runtime import tune_cpu_allocator  # noqa: E402
+from ptqvision.report import make_report  # noqa: E402
+from ptqvision.sweep import JobSpec, Sweep, SweepSettings, status_table  # noqa: E402
 
 MODELS = ["mobilenet_v2_folded", "efficientnet_lite0"]
 BITS = [(8, 8), (6, 6), (4, 8), (4, 4)]
+METRICS = ["top1", "top5", "time_s.calibration", "time_s.evaluation"]
 
 
-def main() -> None:
+def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", default=os.path.join(ROOT, "benchmarks", "out"))
     p.add_argument("--cfg-options", nargs="*", default=[], help="applied to every cell")
+    p.add_argument("--jobs", type=int, default=1, help="cells run side by side")
     args = p.parse_args()
-    tune_cpu_allocator()
     os.chdir(ROOT)  # configs name data relative to the repository root
-    rows = []
-    for model in MODELS:
-        fp = None
-        for w, a in BITS:
-            config = f"configs/rtn/{model}_w{w}a{a}.py"
-            opts = list(args.cfg_options) + ["eval.progress=False"] + (["eval.fp=False"] if fp else [])
-            res = run(config, os.path.join(args.out, "rtn", f"{model}_w{w}a{a}"), opts)
-            fp = fp or res["metrics"]["fp"]
-            rows.append({"model": model, "w_bits": w, "a_bits": a, "fp": fp, "quant": res["metrics"]["quant"],
-                         "time_s": res["time_s"], "calib": res["calib"], "device": res["device"],
-                         "versions": res["versions"]})
-            print(f"{model} W{w}A{a}: {res['metrics']['quant']['top1']:.2f} (fp {fp['top1']:.2f})", flush=True)
-    atomic_write_json(os.path.join(args.out, "rtn_grid.json"), rows)
-    print("\n| model | bits | FP top-1 / top-5 | RTN top-1 / top-5 | calibration (s) | evaluation (s) |")
-    print("|---|---|---|---|---|---|")
-    for r in rows:
-        print(f"| {r['model']} | W{r['w_bits']}A{r['a_bits']} | {r['fp']['top1']:.2f} / {r['fp']['top5']:.2f} | "
-              f"{r['quant']['top1']:.2f} / {r['quant']['top5']:.2f} | {r['time_s']['calibration']:.1f} | "
-              f"{r['time_s']['evaluation']:.1f} |")
+    jobs = [JobSpec(f"{model}_w{w}a{a}", f"configs/rtn/{model}_w{w}a{a}.py",
+                    list(args.cfg_options) + ["eval.progress=False"] + (["eval.fp=False"] if i else []))
+            for model in MODELS for i, (w, a) in enumerate(BITS)]
+    sweep_dir = os.path.join(args.out, "rtn")
+    records = Sweep(sweep_dir, jobs, SweepSettings(jobs=args.jobs)).run()
+    print(status_table(sweep_dir, [j.name for j in jobs]), end="\n\n")
+    print(make_report([sweep_dir], metrics=METRICS, out=os.path.join(sweep_dir, "report.md")), end="")
+    return 1 if any(r["state"] != "done" for r in records.values()) else 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -2,7 +2,8 @@
 
 The model is the MNIST toy ViT of configs/_base_/models/vit_mnist_tiny.py (real weights trained on
 MNIST, 17 tokens, width 64, 6 blocks of 8 heads): NOT an ImageNet result. Every cell is one run of
-``tools/quant.py`` (a subprocess) on the demo config with ``--cfg-options``; the budget is the demo's
+``tools/quant.py`` on the demo config with ``--cfg-options``, launched by the sweep machinery
+(``ptqvision.sweep``) in benchmarks/out/vit_grid/<cell>/; the budget is the demo's
 (256 calibration digits, 200 iterations per unit, batch 32, AdaRound lr 1e-2), set explicitly on every
 reconstruction cell so that a method's own demo config cannot change it; evaluation on the 2500
 held-out digits of the demo set.
@@ -19,11 +20,13 @@ per-tensor q/k/v, no reparameterisation):
     reparam                                     LayerNorm reparameterisation on (quant.ln_reparam=True)
 
 Cells are named ``<method>_w<b>a<b>`` and ``<method>_<ablation>_w<b>a<b>``; an ablation equal to a method
-row (RTN's uniform softmax, QDrop's AGQ base) is that row's cell, so the grid has 36 cells. A cell whose
-work dir already holds results.json made with the same config and options is skipped (resume);
+row (RTN's uniform softmax, QDrop's AGQ base) is that row's cell, so the grid has 36 cells. A cell that
+finished with the same resolved config is skipped, an interrupted one resumes;
 ``--cells`` runs only the cells whose name matches one of the given fnmatch patterns (``--list`` shows
 them). ``--attention`` measures the full-precision attention maps, the error of each softmax quantizer
 alone and RTN's error budget per group of quantizers; ``--kl`` adds KL(FP || quantized) to every cell.
+The tables come from the report machinery (``ptqvision.report``; written with the plot to
+benchmarks/out/vit_grid/report.{md,png}); the attention and error-budget tables are this script's own.
 On a machine shared with other jobs set OMP_WAIT_POLICY=PASSIVE (spinning OpenMP threads of two
 processes on the same cores slow both down by tens of times; the results do not change).
 
@@ -39,11 +42,15 @@ import fnmatch
 import json
 import math
 import os
-import subprocess
 import sys
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+from ptqvision.report import Cell, make_report, read_results  # noqa: E402
+from ptqvision.sweep import JobSpec, Sweep, SweepSettings, elapsed_s, read_status, status_table  # noqa: E402
+from ptqvision.utils.atomic import atomic_write_text  # noqa: E402
+
 OUT = os.path.join(ROOT, "benchmarks", "out", "vit_grid")
 RESULTS = os.path.join(ROOT, "benchmarks", "results", "issue10")
 DEMO = "configs/demo/vit_mnist_{}_w4a4.py"
@@ -113,121 +120,55 @@ def cells() -> list[dict]:
     return list(out.values())
 
 
-def done(cell: dict) -> dict | None:
-    """Return the cell's results.json if it was made with the same config and options, else None."""
-    folder = os.path.join(OUT, cell["name"])
-    try:
-        with open(os.path.join(folder, "cell.json")) as f:
-            spec = json.load(f)
-        with open(os.path.join(folder, "results.json")) as f:
-            res = json.load(f)
-    except (OSError, ValueError):
-        return None
-    if spec.get("config") != cell["config"] or spec.get("options") != cell["options"]:
-        return None
-    return res
+def sweep_jobs(chosen: list[dict]) -> list[JobSpec]:
+    return [JobSpec(c["name"], c["config"], c["options"], label=c["method"]) for c in chosen]
 
 
-def source_hash() -> str:
-    """Return a short SHA-256 of the package sources (others edit the package while the grid runs)."""
-    import hashlib
-
-    h = hashlib.sha256()
-    for folder, _, files in sorted(os.walk(os.path.join(ROOT, "ptqvision"))):
-        for name in sorted(files):
-            if name.endswith(".py"):
-                with open(os.path.join(folder, name), "rb") as f:
-                    h.update(name.encode() + f.read())
-    return h.hexdigest()[:12]
+def finished_cells(every: list[dict]) -> list[tuple[dict, dict, dict]]:
+    """Return (cell, results, sweep record) for every cell whose run finished with its current config."""
+    done = {p.spec.name for p in Sweep(OUT, sweep_jobs(every)).plan() if p.action == "skip"}
+    status = read_status(OUT)["jobs"]
+    return [(c, read_results(os.path.join(OUT, c["name"], "results.json")), status.get(c["name"], {}))
+            for c in every if c["name"] in done]
 
 
-def run_cell(cell: dict, threads: str) -> dict:
-    folder = os.path.join(OUT, cell["name"])
-    os.makedirs(folder, exist_ok=True)
-    cmd = [sys.executable, "tools/quant.py", cell["config"], "--work-dir", os.path.relpath(folder, ROOT),
-           "--cfg-options", *cell["options"]]
-    spec_path = os.path.join(folder, "cell.json")
-    if os.path.exists(spec_path):
-        os.unlink(spec_path)  # a stale spec must not bless a half-written run
-    code = source_hash()
-    t = time.perf_counter()
-    with open(os.path.join(folder, "cell.log"), "w") as log:
-        rc = subprocess.run(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
-                            env={**os.environ, "OMP_NUM_THREADS": threads}).returncode
-    wall = time.perf_counter() - t
-    if rc != 0:
-        with open(os.path.join(folder, "cell.log")) as f:
-            tail = f.read()[-3000:]
-        raise RuntimeError(f"cell {cell['name']} failed (exit {rc}):\n{tail}")
-    with open(spec_path, "w") as f:
-        json.dump({"config": cell["config"], "options": cell["options"], "command": " ".join(cmd),
-                   "wall_s": round(wall, 1),
-                   "ptqvision_sources_sha256": code, "finished": time.strftime("%Y-%m-%d %H:%M:%S")}, f, indent=1)
-    return done(cell)
-
-
-def summarise(cell: dict, res: dict) -> dict:
-    rec = res.get("reconstruction", {})
-    spec_path = os.path.join(OUT, cell["name"], "cell.json")
-    with open(spec_path) as f:
-        spec = json.load(f)
-    wall = spec.get("wall_s")
+def summarise(cell: dict, res: dict, rec: dict) -> dict:
+    rec_info = res.get("reconstruction", {})
+    wall = elapsed_s(rec)
     return {"name": cell["name"], "method": cell["method"], "bits": cell["bits"], "rows": cell["rows"],
             "placement": cell["placement"], "config": cell["config"], "options": cell["options"],
             "top1": res["metrics"]["quant"]["top1"], "top5": res["metrics"]["quant"].get("top5"),
             "fp_top1": res["metrics"].get("fp", {}).get("top1"),
-            "time_s": res["time_s"], "wall_s": wall, "code": spec.get("ptqvision_sources_sha256"),
-            "finished": spec.get("finished"), "calib_sha256": res["calib"]["sha256"],
+            "time_s": res["time_s"], "wall_s": round(wall, 1) if wall is not None else None,
+            "finished": rec.get("finished"), "calib_sha256": res["calib"]["sha256"],
             "recon": {k: res["recon"][k] for k in ("iters", "batch_size", "weight_lr", "round_lambda", "drop_prob",
                                                    "pd_loss", "dc", "act_reinit_samples")} if "recon" in res else None,
-            "peak_rss_mib": rec.get("memory", {}).get("host_peak_rss_mib"),
+            "peak_rss_mib": rec_info.get("memory", {}).get("host_peak_rss_mib"),
             "softmax_tau": res.get("calibration", {}).get("softmax_tau")}
 
 
-def fmt(top1: float | None, fp: float | None) -> str:
-    if top1 is None:
-        return "–"
-    return f"{top1:.2f} ({top1 - fp:+.2f})" if fp is not None else f"{top1:.2f}"
+ROW_ORDER = list(METHODS) + [f"{m}/{a}" for m in ABLATION_METHODS for a in ABLATIONS]
 
 
-def kl_table(rows: list[dict]) -> str:
-    by_row: dict[str, dict[int, dict]] = {}
-    for r in rows:
-        for row in r["rows"]:
-            by_row.setdefault(row, {})[r["bits"]] = r
-    lines = ["| method / placement | " + " | ".join(f"W{b}A{b}" for b in BITS) + " |", "|---|" + "---|" * len(BITS)]
-    for row in list(METHODS) + [f"{m}/{a}" for m in ABLATION_METHODS for a in ABLATIONS]:
-        if row not in by_row:
-            continue
-        label = METHODS[row][0] if "/" not in row else \
-            f"{'RTN' if row.startswith('rtn') else 'QDrop'}, {ABLATIONS[row.split('/')[1]][0]}"
-        vals = [f"{by_row[row][b]['kl']['kl']:.4f}" if b in by_row[row] and "kl" in by_row[row][b] else "–"
-                for b in BITS]
-        lines.append(f"| {label} | " + " | ".join(vals) + " |")
-    return "\n".join(lines)
+def row_label(row: str) -> str:
+    """Return a row's label in the tables: the method's, or 'RTN, <ablation>' / 'QDrop, <ablation>'."""
+    if "/" not in row:
+        return METHODS[row][0]
+    method, ablation = row.split("/")
+    return f"{'RTN' if method == 'rtn' else 'QDrop'}, {ABLATIONS[ablation][0]}"
 
 
-def table(rows: list[dict], fp: float | None) -> str:
-    by_row: dict[str, dict[int, dict]] = {}
-    for r in rows:
-        for row in r["rows"]:
-            by_row.setdefault(row, {})[r["bits"]] = r
-    lines = ["| method / placement | " + " | ".join(f"W{b}A{b}" for b in BITS) + " |",
-             "|---|" + "---|" * len(BITS)]
-    if fp is not None:
-        lines.append(f"| FP | {fp:.2f} |" + " |" * (len(BITS) - 1))
-    order = list(METHODS) + [f"{m}/{a}" for m in ABLATION_METHODS for a in ABLATIONS]
-    for row in order:
-        if row not in by_row:
-            continue
-        if "/" in row:
-            m, a = row.split("/")
-            label = f"{'RTN' if m == 'rtn' else 'QDrop'}, {ABLATIONS[a][0]}"
-        else:
-            label = METHODS[row][0]
-        vals = [fmt(by_row[row][b]["top1"], fp) if b in by_row[row] else "–" for b in BITS]
-        lines.append(f"| {label} | " + " | ".join(vals) + " |")
-    return "\n".join(lines)
+def report_cells(done: list[tuple[dict, dict, dict]], kls: dict[str, dict] | None = None) -> list[Cell]:
+    """Return one report cell per row a finished cell stands in; with ``kls``, the cell's KL as its metric
+    ``kl`` (cells without one left out)."""
+    out = []
+    for cell, res, _ in done:
+        if kls is not None:
+            if cell["name"] not in kls:
+                continue
+            res = {**res, "metrics": {"quant": {"kl": kls[cell["name"]]["kl"]}}}
+        out += [Cell(row_label(row), res, os.path.join(OUT, cell["name"], "results.json")) for row in cell["rows"]]
+    return out
 
 
 def attention_stats(bits_list: tuple[int, ...] = (3, 4, 6, 8)) -> dict:
@@ -395,7 +336,7 @@ def error_budget(bits_list: tuple[int, ...] = (4, 3), softmaxes: tuple[str, ...]
     return rows
 
 
-def cell_kl(cells_done: list[tuple[dict, dict]]) -> dict[str, dict]:
+def cell_kl(cells_done: list[tuple[dict, dict, dict]]) -> dict[str, dict]:
     """Rebuild each finished cell's quantized model from its quantized.pth and return, per cell, top-1 (a
     check against results.json) and the mean KL(FP ‖ quantized) of the logits on the 2500 held-out digits:
     a finer measure than top-1, where a cell differs by a few digits."""
@@ -409,7 +350,7 @@ def cell_kl(cells_done: list[tuple[dict, dict]]) -> dict[str, dict]:
 
     out = {}
     ref = None
-    for cell, res in cells_done:
+    for cell, res, rec in cells_done:
         path = os.path.join(OUT, cell["name"], "quantized.pth")
         payload = load_quantized(path)
         cfg, _ = load_config(os.path.join(ROOT, cell["config"]), cell["options"])
@@ -431,9 +372,7 @@ def cell_kl(cells_done: list[tuple[dict, dict]]) -> dict[str, dict]:
         if abs(top1 - res["metrics"]["quant"]["top1"]) > 1e-6:
             raise RuntimeError(f"{cell['name']}: rebuilt model gives top-1 {top1}, results.json "
                                f"{res['metrics']['quant']['top1']}")
-        with open(os.path.join(OUT, cell["name"], "cell.json")) as f:
-            finished = json.load(f).get("finished")
-        out[cell["name"]] = {"kl": round(kl / n, 5), "top1_rebuilt": top1, "finished": finished}
+        out[cell["name"]] = {"kl": round(kl / n, 5), "top1_rebuilt": top1, "finished": rec.get("finished")}
         print(f"{cell['name']}: KL {kl / n:.5f}", flush=True)
     return out
 
@@ -463,7 +402,7 @@ def attention_table(att: dict) -> str:
     return "\n".join(lines)
 
 
-def main() -> None:
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cells", nargs="+", default=["*"], help="fnmatch patterns of cell names (default: all)")
     parser.add_argument("--list", action="store_true", help="list the selected cells and whether they are done")
@@ -476,40 +415,44 @@ def main() -> None:
                              "quantized.pth)")
     parser.add_argument("--out", default=os.path.join(RESULTS, "vit_grid.json"))
     args = parser.parse_args()
+    os.chdir(ROOT)  # the demo configs name their data relative to the repository root
+    # the cells inherit it (the sweep would give a lone CPU job every core); recorded in the JSON
+    threads = os.environ.setdefault("OMP_NUM_THREADS", "2")
     previous = {}
     if os.path.isfile(args.out):
         with open(args.out) as f:
             previous = json.load(f)
-    threads = os.environ.get("OMP_NUM_THREADS", "2")
     every = cells()
     chosen = [c for c in every if any(fnmatch.fnmatch(c["name"], p) for p in args.cells)]
     if args.list:
+        plan = {p.spec.name: p.action for p in Sweep(OUT, sweep_jobs(chosen)).plan()}
         for c in chosen:
-            print(f"{c['name']:<28} {'done' if done(c) else 'todo':<5} {c['config']} {' '.join(c['options'])}")
-        print(f"{len(chosen)} cells, {sum(1 for c in chosen if not done(c))} to run")
-        return
+            state = "done" if plan[c["name"]] == "skip" else "todo"
+            print(f"{c['name']:<28} {state:<5} {c['config']} {' '.join(c['options'])}")
+        print(f"{len(chosen)} cells, {sum(1 for c in chosen if plan[c['name']] != 'skip')} to run")
+        return 0
     t0 = time.perf_counter()
-    ran = 0
+    ran, code = 0, 0
     attention = previous.get("attention")
     kls = {c["name"]: c["kl"] for c in previous.get("cells", []) if "kl" in c}
     if args.kl:
-        kls.update(cell_kl([(c, r) for c in every if (r := done(c)) is not None]))
+        kls.update(cell_kl(finished_cells(every)))
         args.summary = True
     if args.attention:
         attention = attention_stats()
         attention["error_budget"] = error_budget()
         args.summary = True
     if not args.summary:
-        todo = [c for c in chosen if not done(c)]
-        for i, c in enumerate(todo):
-            t = time.perf_counter()
-            res = run_cell(c, threads)
-            ran += 1
-            print(f"[{i + 1}/{len(todo)}] {c['name']}: top1 {res['metrics']['quant']['top1']:.2f} "
-                  f"({time.perf_counter() - t:.0f} s; {time.perf_counter() - t0:.0f} s in all)", flush=True)
-    rows = [summarise(c, r) for c in every if (r := done(c)) is not None]
+        records = Sweep(OUT, sweep_jobs(chosen), SweepSettings(gpus=0, jobs=1)).run()
+        ran = sum(1 for r in records.values() if r["state"] == "done" and not r.get("skipped"))
+        code = 1 if any(r["state"] != "done" for r in records.values()) else 0
+        print(status_table(OUT, [c["name"] for c in chosen]))
+    done = finished_cells(every)
+    rows = [summarise(c, r, rec) for c, r, rec in done]
+    kls = {name: kl for name, kl in kls.items()
+           if any(r["name"] == name and kl.get("finished") == r["finished"] for r in rows)}  # not from an older run
     for r in rows:
-        if r["name"] in kls and kls[r["name"]].get("finished") == r["finished"]:  # not from an older run
+        if r["name"] in kls:
             r["kl"] = kls[r["name"]]
     fps = [r["fp_top1"] for r in rows if r["fp_top1"] is not None]
     fp = fps[0] if fps else None
@@ -527,15 +470,17 @@ def main() -> None:
               "cells": rows}
     if attention:
         result["attention"] = attention
-    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    with open(args.out, "w") as f:
-        json.dump(result, f, indent=1, ensure_ascii=False)
+    atomic_write_text(args.out, json.dumps(result, indent=1, ensure_ascii=False))  # the committed file's format
     print(f"\nMNIST toy ViT (trained on MNIST; not ImageNet), top-1 % on 2500 held-out digits (drop from FP); "
           f"256 calibration digits, 200 iterations per unit; {len(rows)} cells, {total:.0f} s of cell wall time\n")
-    print(table(rows, fp))
-    if any("kl" in r for r in rows):
+    # the rows are placements by design: their placement differences are the point of the grid
+    labels = [row_label(r) for r in ROW_ORDER]
+    print(make_report(cells=report_cells(done), columns="bits", rows=labels, allow=["placement"],
+                      out=os.path.join(OUT, "report.md")), end="")
+    if kls:
         print("\nMean KL(FP || quantized) of the logits on the 2500 held-out digits (lower is better)\n")
-        print(kl_table(rows))
+        print(make_report(cells=report_cells(done, kls), metrics=["kl"], columns="bits", rows=labels,
+                          allow=["placement"], decimals=4, out=os.path.join(OUT, "report_kl.md")), end="")
     if attention:
         print("\nPost-softmax maps of the FP model (256 calibration digits) and the error of each softmax quantizer "
               "alone (||Q(A)V - AV||^2 / ||AV||^2; zeroed: share of probabilities > 0 mapped to 0)\n")
@@ -545,7 +490,8 @@ def main() -> None:
                   "held-out digits)\n")
             print(budget_table(attention["error_budget"]))
     print(f"\nwritten to {os.path.relpath(args.out, ROOT)}")
+    return code
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -32,7 +32,7 @@ DEFAULTS: dict[str, Any] = {
     },
     "calib": {"num_samples": 128, "seed": 1005, "batch_size": 32},
     "quant": QuantConfig().to_dict(),
-    "method": {"type": "rtn"},
+    "method": {"type": "rtn", "range_init": "default"},  # range_init: 'default' or 'original' (methods/__init__)
     "recon": ReconSettings.defaults(),
     "eval": {"fp": True, "progress": True},
     "device": "auto",
@@ -122,6 +122,7 @@ def resolve(cfg: Mapping) -> dict:
     from .methods import PRESETS, QUANT_DEFAULTS, QUANT_PRESETS, get_method
 
     get_method(out["method"]["type"])
+    _apply_range_init(out)
     for key, default in QUANT_DEFAULTS.items():
         if out["quant"][key] is None:
             out["quant"][key] = QUANT_PRESETS.get(out["method"]["type"], {}).get(key, default)
@@ -132,6 +133,27 @@ def resolve(cfg: Mapping) -> dict:
     if device not in ("auto", "cpu", "cuda") and not (device.startswith("cuda:") and device[5:].isdigit()):
         raise ConfigError(f"device must be auto, cpu, cuda or cuda:N, got {out['device']!r}")
     return out
+
+
+def _apply_range_init(out: dict) -> None:
+    """Set, in place, the quant/recon keys that ``method.range_init`` stands for; raise ConfigError on a bad
+    value, a method without an original initialisation, or a key the config set to something else."""
+    from .methods import ORIGINAL_RANGE_INITS, RANGE_INITS
+
+    mode, method = out["method"]["range_init"], out["method"]["type"]
+    if mode not in RANGE_INITS:
+        raise ConfigError(f"method.range_init must be one of {RANGE_INITS}, got {mode!r}")
+    if mode == "default":
+        return
+    if method not in ORIGINAL_RANGE_INITS:
+        raise ConfigError(f"method.range_init='original' is defined for method.type {sorted(ORIGINAL_RANGE_INITS)}, "
+                          f"not {method!r}")
+    for section, values in ORIGINAL_RANGE_INITS[method].items():
+        for key, value in values.items():
+            if out[section][key] not in (DEFAULTS[section][key], value):
+                raise ConfigError(f"{section}.{key}={out[section][key]!r} contradicts method.range_init='original' "
+                                  f"(which sets {value!r}); leave one of them out")
+            out[section][key] = value
 
 
 def _parse_value(text: str) -> Any:

@@ -23,3 +23,7 @@ class UnsupportedLayerError(PTQError):
 
 class InvariantError(PTQError):
     """The quantized model is not in a valid state for evaluation."""
+
+
+class ReportError(PTQError):
+    """Results cannot be put in one table: missing, malformed, or measured under different protocols."""

@@ -242,6 +242,7 @@ def run(config_path: str, work_dir: str | None = None, options: list[str] | None
         "config": config_path,
         "model": model_name(cfg),
         "method": cfg["method"]["type"],
+        "range_init": cfg["method"]["range_init"],
         "task": cfg["task"]["type"],
         "adapter": adapter.name,
         "w_bits": cfg["quant"]["w_bits"],

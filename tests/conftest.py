@@ -75,3 +75,40 @@ def killed_after_units(n: int, error: type = KeyboardInterrupt):
         yield
     finally:
         Reconstructor._reconstruct = orig
+
+
+@pytest.fixture(scope="module")
+def tiny_images(tmp_path_factory):
+    """Return a folder of random 40×48 images with list files: calib.txt (12) and val.txt (10), 4 labels."""
+    from PIL import Image
+
+    root = tmp_path_factory.mktemp("imgs")
+    g = torch.Generator().manual_seed(0)
+    for split, n in (("calib", 12), ("val", 10)):
+        lines = []
+        for i in range(n):
+            arr = (torch.rand(40, 48, 3, generator=g) * 255).to(torch.uint8).numpy()
+            name = f"{split}_{i}.png"
+            Image.fromarray(arr).save(root / name)
+            lines.append(f"{name} {i % 4}")
+        (root / f"{split}.txt").write_text("\n".join(lines) + "\n")
+    return root
+
+
+def write_tiny_config(path, data_root, **extra) -> str:
+    """Write a config of a random 4-class ResNet-18 on the tiny images (RTN W4A4, 8 calibration images),
+    with ``extra`` top-level keys appended (later assignments win); return its path."""
+    body = f"""
+model = dict(type='torchvision', name='resnet18', weights='random', num_classes=4)
+data = dict(calib=dict(root='{data_root}', list_file='{data_root}/calib.txt'),
+            val=dict(root='{data_root}', list_file='{data_root}/val.txt'),
+            preprocess=dict(resize=36, crop=32), batch_size=4)
+calib = dict(num_samples=8, seed=3, batch_size=4)
+quant = dict(w_bits=4, a_bits=4)
+method = dict(type='rtn')
+eval = dict(progress=False)
+"""
+    for key, value in extra.items():
+        body += f"{key} = {value!r}\n"
+    path.write_text(body)
+    return str(path)

@@ -1,10 +1,12 @@
 """Every shipped config resolves, and the reconstruction configs carry the papers' settings."""
 import glob
 import os
+import re
 
 import pytest
 
 from ptqvision.config import load_config
+from ptqvision.errors import ConfigError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIGS = sorted(p for p in glob.glob(os.path.join(ROOT, "configs", "**", "*.py"), recursive=True)
@@ -78,3 +80,28 @@ def test_a_config_may_leave_out_whole_sections(tmp_path):
     path.write_text("model = dict(type='torchvision', name='resnet18', weights='random')\n")
     cfg, _ = load_config(str(path))
     assert cfg["quant"]["overrides"] == [] and cfg["model"]["kwargs"] == {} and cfg["task"]["type"] == "classification"
+
+
+@pytest.mark.parametrize("method", ["qdrop", "pdquant"])
+def test_original_range_init_is_one_switch(method):
+    path = os.path.join(ROOT, "configs", method, "mobilenet_v2_folded_w4a4.py")
+    default, _ = load_config(path)
+    assert default["method"]["range_init"] == "default"
+    assert (default["quant"]["w_observer"], default["quant"]["a_observer"]) == ("lp", "lp")
+    assert default["recon"]["act_reinit_samples"] == (256 if method == "pdquant" else 0)
+    cfg, _ = load_config(path, ["method.range_init=original"])
+    assert (cfg["quant"]["w_observer"], cfg["quant"]["a_observer"]) == ("qdrop_mse", "qdrop_mse")
+    assert cfg["recon"]["act_reinit_samples"] == 256
+    changed = {(s, k) for s in ("quant", "recon") for k in cfg[s] if cfg[s][k] != default[s][k]}
+    assert changed <= {("quant", "w_observer"), ("quant", "a_observer"), ("recon", "act_reinit_samples")}
+
+
+@pytest.mark.parametrize("options,message", [
+    (["method.range_init=paper"], "method.range_init must be one of ('default', 'original'), got 'paper'"),
+    (["method.type=brecq", "method.range_init=original"], "method.range_init='original' is defined for method.type"),
+    (["method.range_init=original", "quant.w_observer=minmax"], "quant.w_observer='minmax' contradicts"),
+    (["method.range_init=original", "recon.act_reinit_samples=64"], "recon.act_reinit_samples=64 contradicts"),
+])
+def test_bad_range_init_is_a_config_error(options, message):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load_config(os.path.join(ROOT, "configs", "qdrop", "mobilenet_v2_folded_w4a4.py"), options)

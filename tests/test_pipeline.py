@@ -7,7 +7,6 @@ import sys
 
 import pytest
 import torch
-from PIL import Image
 from torch import nn
 
 from ptqvision.models import register_model
@@ -17,7 +16,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tools"))
 import quant as quant_cli  # noqa: E402
 import test as test_cli  # noqa: E402
-from conftest import killed_after_units  # noqa: E402
+from conftest import killed_after_units, write_tiny_config as write_config  # noqa: E402
 
 
 class ConvWithConv1d(nn.Module):
@@ -37,35 +36,8 @@ def _build_conv1d(cfg):
 
 
 @pytest.fixture(scope="module")
-def dataset(tmp_path_factory):
-    root = tmp_path_factory.mktemp("imgs")
-    g = torch.Generator().manual_seed(0)
-    for split, n in (("calib", 12), ("val", 10)):
-        lines = []
-        for i in range(n):
-            arr = (torch.rand(40, 48, 3, generator=g) * 255).to(torch.uint8).numpy()
-            name = f"{split}_{i}.png"
-            Image.fromarray(arr).save(root / name)
-            lines.append(f"{name} {i % 4}")
-        (root / f"{split}.txt").write_text("\n".join(lines) + "\n")
-    return root
-
-
-def write_config(path, data_root, **extra):
-    body = f"""
-model = dict(type='torchvision', name='resnet18', weights='random', num_classes=4)
-data = dict(calib=dict(root='{data_root}', list_file='{data_root}/calib.txt'),
-            val=dict(root='{data_root}', list_file='{data_root}/val.txt'),
-            preprocess=dict(resize=36, crop=32), batch_size=4)
-calib = dict(num_samples=8, seed=3, batch_size=4)
-quant = dict(w_bits=4, a_bits=4)
-method = dict(type='rtn')
-eval = dict(progress=False)
-"""
-    for key, value in extra.items():
-        body += f"{key} = {value!r}\n"
-    path.write_text(body)
-    return str(path)
+def dataset(tiny_images):
+    return tiny_images
 
 
 def test_quant_then_test_reproduces_exactly_and_resume(tmp_path, dataset, capsys):
@@ -129,6 +101,7 @@ BAD_INPUTS = [
     (["--cfg-options", "seed=abc"], "seed must be a non-negative integer"),
     (["--cfg-options", "calib.seed=abc"], "calib.seed must be a non-negative integer"),
     (["--cfg-options", "quant.lp_p=-1"], "quant.lp_p must be a positive number"),
+    (["--cfg-options", "method.range_init=original"], "method.range_init='original' is defined for method.type"),
     (["--cfg-options", "quant.w_symmetric=maybe"], "quant.w_symmetric must be true or false"),
     (["--cfg-options", "eval.progress=maybe"], "eval.progress must be true or false"),
     (["--cfg-options", "calib.num_samples=1000"], "num_samples"),
@@ -262,6 +235,22 @@ def test_qdrop_through_the_cli_records_everything_and_resumes_after_a_kill(tmp_p
     a = torch.load(work / "quantized.pth", weights_only=True)["state_dict"]
     b = torch.load(killed / "quantized.pth", weights_only=True)["state_dict"]
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_original_range_init_through_the_cli_is_recorded(tmp_path, dataset, capsys):
+    cfg = write_config(tmp_path / "tiny_qdrop.py", dataset, method=dict(type="qdrop", range_init="original"),
+                       recon=dict(iters=2, batch_size=4))
+    work = tmp_path / "work"
+    assert quant_cli.main([cfg, "--work-dir", str(work)]) == 0
+    results = json.loads((work / "results.json").read_text())
+    assert results["range_init"] == "original" and results["recon"]["act_reinit_samples"] == 256
+    assert {r["observer"] for r in results["placement"]} == {"qdrop_mse"}
+    per_unit = results["reconstruction"]["per_unit"]
+    assert all(u["act_reinit_s"] >= 0 for u in per_unit if u["unit"] != "fc")  # fc has no activation quantizer
+    assert "'range_init': 'original'" in (work / "config.py").read_text()
+    capsys.readouterr()
+    assert test_cli.main([cfg, str(work / "quantized.pth")]) == 0
+    assert "reproduced exactly" in capsys.readouterr().out
 
 
 def test_pdquant_through_the_cli_with_its_ablations(tmp_path, dataset, capsys):

@@ -3,9 +3,9 @@ import pytest
 import torch
 
 from ptqvision.errors import ConfigError, InvariantError
-from ptqvision.quant import (LpObserver, MinMaxObserver, UniformQuantizer, fake_quantize, fake_quantize_inplace,
-                             fake_quantize_lsq, keep_mask, qparams_from_range, round_ste)
-from ptqvision.quant.observers import AvgMinMaxObserver, lp_search
+from ptqvision.quant import (LpObserver, MinMaxObserver, MseObserver, UniformQuantizer, fake_quantize,
+                             fake_quantize_inplace, fake_quantize_lsq, keep_mask, qparams_from_range, round_ste)
+from ptqvision.quant.observers import AvgMinMaxObserver, lp_search, mse_search
 
 
 def test_fake_quantize_matches_hand_computation():
@@ -200,3 +200,74 @@ def test_reservoir_replacement_latest_column_wins_on_repeated_slots():
     finally:
         torch.set_num_threads(1)
     assert torch.equal(got, expected)
+
+
+def brute_force_mse(rows, bits, symmetric=False, p=2.4, candidates=100):
+    """QDrop's MSE search by its definition, one channel, range and zero point at a time: candidate i spans
+    i/100 of [min, max] (widened to hold 0); one-sided data keeps that range's zero point, two-sided data
+    tries every zero point; the least Σ|x − Q(x)|^p wins, ties to the first (smaller range, then zero point)."""
+    qmax = 2 ** bits - 1
+    scales, zero_points = [], []
+    for x in rows:
+        lo, hi = min(x.min(), torch.tensor(0.0)), max(x.max(), torch.tensor(0.0))
+        best = (float("inf"), None, None)
+        for i in range(1, candidates + 1):
+            r = torch.tensor(float(i)) / candidates
+            if symmetric:
+                s = torch.clamp(torch.maximum(-r * lo, r * hi) / (2 ** (bits - 1) - 1), min=1e-8)
+                zs = [float(2 ** (bits - 1))]
+            else:
+                s = torch.clamp((r * hi - r * lo) / qmax, min=1e-8)
+                zs = range(qmax + 1) if lo < 0 < hi else [0.0 if lo == 0 else float(qmax)]
+            for z in zs:
+                z = torch.tensor(float(z))
+                err = (fake_quantize(x, s, z, qmax) - x).abs().pow(p).sum(dtype=torch.float64).item()
+                if err < best[0]:
+                    best = (err, s, z)
+        scales.append(best[1])
+        zero_points.append(best[2])
+    return torch.stack(scales), torch.stack(zero_points)
+
+
+@pytest.mark.parametrize("bits", [2, 3, 4, 8])
+def test_mse_observer_matches_brute_force_per_channel(bits):
+    g = torch.Generator().manual_seed(bits)
+    channels = 4 if bits < 8 else 2
+    w = torch.randn(channels, 3, 2, 2, generator=g) * torch.rand(channels, 1, 1, 1, generator=g) * 2
+    w[0] = w[0].abs()  # one-sided, positive: 1-D search
+    if channels > 2:
+        w[1] = -w[1].abs() - 0.5  # one-sided, negative
+        w[3] = (w[3] * 8).round() / 8  # values on a grid: exact ties between zero points
+    q = UniformQuantizer(bits=bits, num_channels=channels, ch_axis=0, observer="qdrop_mse")
+    q.calibrate_from(w)
+    scale, zero_point = brute_force_mse(w.reshape(channels, -1), bits)
+    assert torch.equal(q.zero_point, zero_point) and torch.equal(q.scale.data, scale)
+    assert zero_point[0] == 0 and (channels == 2 or zero_point[1] == 2 ** bits - 1)
+
+
+@pytest.mark.parametrize("bits,one_sided", [(2, False), (4, False), (4, True), (3, True)])
+def test_mse_observer_matches_brute_force_per_tensor(bits, one_sided):
+    g = torch.Generator().manual_seed(10 + bits)
+    batches = [torch.randn(4, 30, generator=g) + 0.3 for _ in range(2)]
+    if one_sided:
+        batches = [b.relu() for b in batches]
+    obs = MseObserver()
+    for b in batches:  # an activation observer: everything seen is kept while it fits its sample
+        obs.update(b)
+    scale, zero_point = obs.qparams(bits, symmetric=False)
+    ref_scale, ref_zp = brute_force_mse(torch.cat([b.reshape(1, -1) for b in batches], dim=1), bits)
+    assert torch.equal(zero_point, ref_zp) and torch.equal(scale, ref_scale)
+    assert (zero_point.item() == 0) is one_sided
+
+
+def test_mse_search_symmetric_and_never_worse_than_minmax():
+    torch.manual_seed(0)
+    rows = torch.distributions.Laplace(0.0, 1.0).sample((3, 500)) + torch.tensor([[0.0], [0.5], [-2.0]])
+    s, z = mse_search(rows, rows.amin(1), rows.amax(1), 4, symmetric=True)
+    ref_s, ref_z = brute_force_mse(rows, 4, symmetric=True)
+    assert torch.equal(s, ref_s) and torch.equal(z, ref_z) and torch.all(z == 8)
+    s, z = mse_search(rows, rows.amin(1), rows.amax(1), 4)
+    s0, z0 = qparams_from_range(rows.amin(1), rows.amax(1), 4)  # candidate i = 100 with its own zero point
+    err = (fake_quantize(rows, s[:, None], z[:, None], 15) - rows).abs().pow(2.4).mean(1)
+    err0 = (fake_quantize(rows, s0[:, None], z0[:, None], 15) - rows).abs().pow(2.4).mean(1)
+    assert torch.all(err < 0.9 * err0)  # long tails: clipping pays

@@ -24,6 +24,10 @@ PRESETS: dict[str, dict] = {"adaround": adaround.PRESET, "brecq": brecq.PRESET, 
 QUANT_PRESETS: dict[str, dict] = {"repqvit": {"ln_reparam": True, "softmax": "log_sqrt2"},
                                   "ptq4sam": ptq4sam.QUANT_PRESET}
 QUANT_DEFAULTS = {"ln_reparam": False, "softmax": "uniform", "bimodal_integration": False}
+# method.range_init='original': the settings (per config section) with which a method initialises its ranges
+# as its original code does; 'default' keeps ptqvision's (the Lp search, activation ranges as the preset says).
+ORIGINAL_RANGE_INITS: dict[str, dict] = {"qdrop": qdrop.ORIGINAL_RANGE_INIT, "pdquant": pdquant.ORIGINAL_RANGE_INIT}
+RANGE_INITS = ("default", "original")
 
 
 def get_method(name: str) -> Callable:

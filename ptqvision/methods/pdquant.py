@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .qdrop import ORIGINAL_RANGE_INIT  # noqa: F401  (PD-Quant's code forks QDrop's: the same initialisation)
 from .reconstruction import run_reconstruction
 
 PRESET = {"partition": "block", "skip_first_layer": False, "joint": True, "drop_prob": 0.5,

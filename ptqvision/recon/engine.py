@@ -507,8 +507,11 @@ class Reconstructor:
         torch.manual_seed(self.seed * 1000 + si * 100000 + index)  # per unit: identical after a resume
         layers, acts = unit_quantizers(item)
         acts = [a for a in acts if a.enabled]
+        reinit_s = None
         if s.act_reinit_samples and stage.acts_on and acts:
+            t_reinit = time.perf_counter()
             self._reinit_acts(item, q, acts, s.act_reinit_samples)
+            reinit_s = round(time.perf_counter() - t_reinit, 3)
         target = fp[item.outputs[0]]
         loss_before = self._run_item_over_set(item, q, target, store=False)
         source = {n: fp[n] for n in item.inputs}  # what QDrop mixes with the quantized input
@@ -569,6 +572,8 @@ class Reconstructor:
                   "loss_before": loss_before, "loss_after": float("nan"),
                   "time_s": round(time.perf_counter() - t0, 3),
                   "it_per_s": round(stage.iters / loop_s, 2) if loop_s else None, "curve": curve}
+        if reinit_s is not None:
+            record["act_reinit_s"] = reinit_s
         if dc_record is not None:
             record["dc"] = dc_record
         self.records.append(record)

@@ -1,55 +1,21 @@
-"""Atomic file writes: a reader never sees a half-written result or checkpoint."""
+"""Atomic writes of results and checkpoints (a reader never sees a half-written file) and safe checkpoint loading."""
 from __future__ import annotations
 
-import json
 import os
 import pickle
 import re
-import tempfile
 import warnings
 from typing import Any
 
 import torch
 
 from ..errors import CheckpointError
-
-
-def _atomic(path: str, write) -> None:
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=os.path.basename(path))
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp's 0600 would survive the rename
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def atomic_write_text(path: str, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file and a rename."""
-    _atomic(path, lambda f: f.write(text.encode("utf-8")))
-
-
-def atomic_write_json(path: str, obj: Any) -> None:
-    """Write ``obj`` as indented JSON, atomically."""
-    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
+from .atomic import atomic_write, atomic_write_json, atomic_write_text  # noqa: F401  (re-exported)
 
 
 def atomic_torch_save(path: str, obj: Any) -> None:
     """torch.save ``obj`` to ``path``, atomically."""
-    _atomic(path, lambda f: torch.save(obj, f))
+    atomic_write(path, lambda f: torch.save(obj, f))
 
 
 def short_reason(exc: BaseException) -> str:
