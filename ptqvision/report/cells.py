@@ -11,7 +11,7 @@ from ..errors import ReportError
 from ..sweep.job import STATUS_FILE, read_status
 
 # The number a paper's table shows for each task.
-MAIN_METRICS = {"classification": "top1", "instance_segmentation": "segm_mAP", "semantic_segmentation": "mIoU"}
+MAIN_METRICS = {"classification": "top1", "coco_instance": "segm_mAP", "semantic_segmentation": "mIoU", "sam_semantic": "mIoU"}
 
 
 def main_metric(results: dict) -> str:
