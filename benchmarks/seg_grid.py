@@ -1,173 +1,101 @@
-"""Accuracy grid of the semantic-segmentation demo: FP, W8A8, W6A6, W4A4 (and W3A3, W2A4) × RTN, QDrop, PD-Quant.
+"""Accuracy grid of the semantic-segmentation demo: FP, W8A8, W6A6, W4A4 × RTN, QDrop, PD-Quant.
 
 The model is the demo's ShapesSegNet (configs/_base_/models/seg_shapes_net.py), **a small model trained here on
 synthetic shapes** (data/demo/seg_shapes, tools/make_seg_demo.py): its numbers say nothing about real
-segmentation benchmarks. Every cell is one run of ``tools/quant.py`` (a subprocess) on the method's demo config
+segmentation benchmarks. Every cell is one ``tools/quant.py`` run of the method's demo config
 (configs/demo/seg_shapes_<method>_w4a4.py: the demo budget of iterations) with the bits set by
-``--cfg-options``; evaluation on the 64 validation scenes (whole image, long side 128, logits compared at the
-labels' 256 px). The full-precision row comes from the first cell. A cell whose work dir already holds a
-results.json made with the same config, options and package sources is reused (``--force`` reruns).
+``--cfg-options``, launched by the sweep machinery (``ptqvision.sweep``, submitit's local executor) into
+benchmarks/out/seg_grid/; a cell finished with the same resolved config is skipped, a killed one resumes.
+Evaluation on the 64 validation scenes (whole image, long side 128, logits compared at the labels' 256 px). The
+full-precision row comes from the first cell. ``--bits`` adds W3A3 or W2A4.
 
-Writes ``benchmarks/results/issue12/seg_grid.json`` (every cell's metrics, per-class IoU, times, the command and
-the machine load) and prints two markdown tables (mIoU / mAcc / aAcc, and per-class IoU).
+Writes ``benchmarks/results/issue12/seg_grid.json`` (every cell's metrics, per-class IoU, times, options) and
+prints the report machinery's table (``ptqvision.report``) and a per-class IoU table.
 
-    OMP_NUM_THREADS=1 OMP_WAIT_POLICY=PASSIVE python benchmarks/seg_grid.py
-    OMP_NUM_THREADS=1 python benchmarks/seg_grid.py --cells 'pdquant_*' --list
+    OMP_NUM_THREADS=1 python benchmarks/seg_grid.py --jobs 2
 """
 from __future__ import annotations
 
 import argparse
-import fnmatch
-import hashlib
 import json
 import os
-import subprocess
 import sys
-import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
+
+from ptqvision.report import make_report  # noqa: E402
+from ptqvision.sweep import JobSpec, Sweep, SweepSettings, status_table  # noqa: E402
+from ptqvision.utils.io import atomic_write_json  # noqa: E402
+
 OUT = os.path.join(ROOT, "benchmarks", "out", "seg_grid")
 RESULTS = os.path.join(ROOT, "benchmarks", "results", "issue12")
 CONFIG = "configs/demo/seg_shapes_{}_w4a4.py"
-BITS = ((8, 8), (6, 6), (4, 4), (3, 3), (2, 4))  # (weights, activations)
+BITS = ("w8a8", "w6a6", "w4a4")
 METHODS = {"rtn": "RTN", "qdrop": "QDrop", "pdquant": "PD-Quant"}
 LABEL = "small model trained here on synthetic shapes (data/demo/seg_shapes), not a real segmentation benchmark"
 
 
-def cells() -> list[dict]:
+def jobs(bits=BITS) -> list[JobSpec]:
     """Return the cells in run order (the first one also evaluates full precision)."""
     out = []
     for method in METHODS:
-        for w, a in BITS:
-            name = f"{method}_w{w}a{a}"
-            opts = [f"quant.w_bits={w}", f"quant.a_bits={a}", "eval.progress=False", "device=cpu",
-                    f"eval.fp={not out}"]
-            out.append({"name": name, "method": method, "bits": f"{w}/{a}", "config": CONFIG.format(method),
-                        "options": opts})
+        for b in bits:
+            w, a = int(b[1]), int(b[3])
+            opts = [f"quant.w_bits={w}", f"quant.a_bits={a}", "eval.progress=False", "device=cpu", f"eval.fp={not out}"]
+            out.append(JobSpec(f"{method}_w{w}a{a}", CONFIG.format(method), opts, method))
     return out
-
-
-def source_hash() -> str:
-    """Return a short SHA-256 of the package sources and the demo files the cells read."""
-    h = hashlib.sha256()
-    for folder, _, files in sorted(os.walk(os.path.join(ROOT, "ptqvision"))):
-        for name in sorted(files):
-            if name.endswith(".py"):
-                with open(os.path.join(folder, name), "rb") as f:
-                    h.update(name.encode() + f.read())
-    with open(os.path.join(ROOT, "data", "demo", "seg_shapes", "seg_shapes_net.pth"), "rb") as f:
-        h.update(f.read())
-    return h.hexdigest()[:12]
-
-
-def done(cell: dict, sources: str) -> dict | None:
-    """Return the cell's results.json if it was made with the same config, options and sources, else None."""
-    folder = os.path.join(OUT, cell["name"])
-    try:
-        with open(os.path.join(folder, "cell.json")) as f:
-            spec = json.load(f)
-        with open(os.path.join(folder, "results.json")) as f:
-            res = json.load(f)
-    except (OSError, ValueError):
-        return None
-    same = (spec.get("config"), spec.get("options"), spec.get("sources")) == (cell["config"], cell["options"], sources)
-    return res if same else None
-
-
-def run_cell(cell: dict, sources: str) -> dict:
-    """Run one cell with tools/quant.py in a subprocess; return its results.json plus wall time and load."""
-    from ptqvision.utils.io import atomic_write_json
-
-    folder = os.path.join(OUT, cell["name"])
-    os.makedirs(folder, exist_ok=True)
-    cmd = [sys.executable, "tools/quant.py", cell["config"], "--work-dir", os.path.relpath(folder, ROOT),
-           "--cfg-options", *cell["options"]]
-    load_before = os.getloadavg()
-    t = time.perf_counter()
-    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
-    wall = time.perf_counter() - t
-    if proc.returncode != 0:
-        raise SystemExit(f"cell {cell['name']} failed ({proc.returncode}): {proc.stderr.strip().splitlines()[-1:]}")
-    with open(os.path.join(folder, "results.json")) as f:
-        res = json.load(f)
-    res["grid"] = {"wall_s": round(wall, 1), "load_before": [round(x, 2) for x in load_before],
-                   "load_after": [round(x, 2) for x in os.getloadavg()]}
-    atomic_write_json(os.path.join(folder, "results.json"), res)
-    atomic_write_json(os.path.join(folder, "cell.json"), {"config": cell["config"], "options": cell["options"],
-                                                           "sources": sources})
-    return res
 
 
 def fmt(v: float | None) -> str:
     return "-" if v is None else f"{v:.2f}"
 
 
-def tables(fp: dict, rows: list[tuple[dict, dict]]) -> str:
-    """Return the markdown tables: metrics per cell, then per-class IoU per cell."""
-    lines = ["| method | W/A | mIoU | mAcc | aAcc | time (s) |", "|---|---|---|---|---|---|",
-             f"| FP | 32/32 | {fp['mIoU']:.2f} | {fp['mAcc']:.2f} | {fp['aAcc']:.2f} | |"]
-    for cell, res in rows:
-        q = res["metrics"]["quant"]
-        lines.append(f"| {METHODS[cell['method']]} | {cell['bits']} | {q['mIoU']:.2f} | {q['mAcc']:.2f} "
-                     f"| {q['aAcc']:.2f} | {res['time_s']['total']:.0f} |")
+def per_class_table(fp: dict, rows: list[tuple[JobSpec, dict]]) -> str:
+    """Return the per-class IoU of full precision and of every cell as a markdown table."""
     names = list(fp["per_class"])
-    lines += ["", "| method | W/A | " + " | ".join(names) + " |", "|---|---|" + "---|" * len(names),
-              "| FP | 32/32 | " + " | ".join(fmt(fp["per_class"][n]) for n in names) + " |"]
-    for cell, res in rows:
+    lines = ["| method | W/A | " + " | ".join(names) + " |", "|---|---|" + "---|" * len(names),
+             "| FP | 32/32 | " + " | ".join(fmt(fp["per_class"][n]) for n in names) + " |"]
+    for job, res in rows:
         pc = res["metrics"]["quant"]["per_class"]
-        lines.append(f"| {METHODS[cell['method']]} | {cell['bits']} | "
-                     + " | ".join(fmt(pc[n]) for n in names) + " |")
+        lines.append(f"| {METHODS[job.label]} | {res['w_bits']}/{res['a_bits']} | " + " | ".join(fmt(pc[n]) for n in names) + " |")
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--cells", nargs="+", help="fnmatch patterns of the cells to run (default all)")
-    p.add_argument("--list", action="store_true", help="list the cells and exit")
-    p.add_argument("--force", action="store_true", help="rerun cells that are done")
+    p.add_argument("--bits", nargs="+", default=list(BITS), help="bit settings (w8a8 w6a6 w4a4 w3a3 w2a4)")
+    p.add_argument("--jobs", type=int, default=1, help="cells run side by side")
+    p.add_argument("--summary", action="store_true", help="only report the cells done so far")
     args = p.parse_args(argv)
-    grid = cells()
-    chosen = [c for c in grid if not args.cells or any(fnmatch.fnmatch(c["name"], pat) for pat in args.cells)]
-    if args.list:
-        for c in chosen:
-            print(c["name"], c["config"], " ".join(c["options"]))
-        return 0
-    sources = source_hash()
+    os.chdir(ROOT)  # configs name data relative to the repository root
+    specs = jobs(args.bits)
+    if not args.summary:
+        Sweep(OUT, specs, SweepSettings(jobs=args.jobs)).run()
+    print(status_table(OUT, [j.name for j in specs]), end="\n\n")
     rows = []
-    for cell in chosen:
-        res = None if args.force else done(cell, sources)
-        if res is None:
-            print(f"running {cell['name']} ...", flush=True)
-            res = run_cell(cell, sources)
-        q = res["metrics"]["quant"]
-        print(f"{cell['name']}: mIoU {q['mIoU']:.2f} aAcc {q['aAcc']:.2f} ({res['time_s']['total']:.0f}s)", flush=True)
-        rows.append((cell, res))
-    first = done(grid[0], sources)
-    if first is None or "fp" not in first["metrics"]:
-        raise SystemExit(f"the full-precision row comes from cell {grid[0]['name']}: run it too")
-    fp = first["metrics"]["fp"]
-    from ptqvision.utils.io import atomic_write_json
-
-    summary = {
-        "label": LABEL,
-        "command": "OMP_NUM_THREADS=" + os.environ.get("OMP_NUM_THREADS", "?") + " python benchmarks/seg_grid.py "
-                   + " ".join(argv if argv is not None else sys.argv[1:]),
-        "sources": sources, "fp": fp,
-        "cells": {c["name"]: {"method": c["method"], "bits": c["bits"], "config": c["config"], "options": c["options"],
-                              "quant": r["metrics"]["quant"], "time_s": r["time_s"], "grid": r.get("grid"),
-                              "recon": {k: r["recon"][k] for k in ("iters", "batch_size", "weight_lr", "round_lambda",
-                                                                   "pd_loss", "dc", "pd_temperature", "dc_iters")}
-                              if "recon" in r else None}
-                  for c, r in rows},
-        "versions": rows[0][1]["versions"] if rows else {},
-    }
+    for job in specs:
+        path = os.path.join(OUT, job.name, "results.json")
+        if os.path.isfile(path):
+            with open(path) as f:
+                rows.append((job, json.load(f)))
+    fp = next((r["metrics"]["fp"] for _, r in rows if "fp" in r["metrics"]), None)
+    if fp is None:
+        raise SystemExit(f"the full-precision row comes from cell {specs[0].name}: run it too")
+    summary = {"label": LABEL, "command": "python benchmarks/seg_grid.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+               "fp": fp, "cells": {j.name: {"method": j.label, "bits": f"{r['w_bits']}/{r['a_bits']}", "config": j.config,
+                                            "options": j.options, "quant": r["metrics"]["quant"], "time_s": r["time_s"],
+                                            "recon": {k: r["recon"].get(k) for k in ("iters", "batch_size", "weight_lr",
+                                                                                      "round_lambda", "pd_loss", "dc")}
+                                            if "recon" in r else None}
+                                   for j, r in rows},
+               "versions": rows[0][1]["versions"]}
     os.makedirs(RESULTS, exist_ok=True)
-    if not args.cells:
-        atomic_write_json(os.path.join(RESULTS, "seg_grid.json"), summary)
-    print(f"\n{LABEL}\n")
-    print(tables(fp, rows))
-    return 0
+    atomic_write_json(os.path.join(RESULTS, "seg_grid.json"), summary)
+    print(make_report([OUT], metrics=["mIoU", "mAcc", "aAcc", "time_s.total"], rows=list(METHODS), decimals=2,
+                      out=os.path.join(OUT, "report.md"), notes=[LABEL]))
+    print(per_class_table(fp, rows))
+    return 0 if len(rows) == len(specs) else 1
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ from .nn import QuantConfig, check_ready, placement
 from .recon import ReconSettings, describe_partition
 from .recon.engine import PLOT_FILE, RECORDS_FILE, STATE_FILE
 from .tasks import Task, build_task
+from .utils.atomic import read_json
 from .utils.io import atomic_write_json, atomic_write_text
 
 LOG = logging.getLogger("ptqvision")
@@ -211,7 +212,7 @@ def run(config_path: str, work_dir: str | None = None, options: list[str] | None
     if finished is not None and finished["meta"].get("fingerprint") == run_key:
         adapter.restore(qmodel, finished["meta"].get("adapter_state", {}))
         load_into(qmodel, finished, ckpt_path)
-        report = _read_json(os.path.join(work_dir, RECORDS_FILE))
+        report = read_json(os.path.join(work_dir, RECORDS_FILE))
         calib_record = finished["meta"].get("calibration", {})
         LOG.info("resume: quantized model from %s", ckpt_path)
     else:
@@ -280,7 +281,7 @@ def fp_metrics(cfg: dict, pre: dict, fp_model: nn.Module, evaluator: Any, work_d
     key = fingerprint([cfg["model"], cfg["task"], cfg["data"]["val"], pre, cfg["data"]["batch_size"],
                        str(evaluator.device)])
     path = os.path.join(work_dir, "fp_metrics.json")
-    cached = _read_json(path) if resume else None
+    cached = read_json(path) if resume else None
     if cached and cached.get("fingerprint") == key:
         LOG.info("resume: full-precision metrics from %s", path)
         return cached["metrics"], 0.0
@@ -308,14 +309,6 @@ def archive_previous(work_dir: str) -> None:
             os.unlink(old)
     for name in found:
         os.replace(os.path.join(work_dir, name), os.path.join(previous, name))
-
-
-def _read_json(path: str) -> dict | None:
-    try:
-        with open(path) as f:
-            return json.load(f)
-    except (OSError, json.JSONDecodeError):
-        return None
 
 
 def reevaluate(config_path: str, checkpoint: str, options: list[str] | None = None,

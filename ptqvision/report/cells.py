@@ -2,13 +2,13 @@
 protocol it was measured under (placement, calibration size, evaluation data and preprocessing)."""
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 from typing import Sequence
 
 from ..errors import ReportError
 from ..sweep.job import STATUS_FILE, read_status
+from ..utils.atomic import read_json as read_results  # noqa: F401  (re-exported: a results.json or None)
 
 # The number a paper's table shows for each task.
 MAIN_METRICS = {"classification": "top1", "coco_instance": "segm_mAP", "semantic_segmentation": "mIoU", "sam_semantic": "mIoU"}
@@ -20,15 +20,6 @@ def main_metric(results: dict) -> str:
     if task in MAIN_METRICS:
         return MAIN_METRICS[task]
     return next(iter(results["metrics"]["quant"]))
-
-
-def read_results(path: str) -> dict | None:
-    """Return a results.json's content, or None where there is none."""
-    try:
-        with open(path) as f:
-            return json.load(f)
-    except (OSError, json.JSONDecodeError):
-        return None
 
 
 @dataclass

@@ -42,3 +42,12 @@ def atomic_write_text(path: str, text: str) -> None:
 def atomic_write_json(path: str, obj: Any) -> None:
     """Write ``obj`` as indented JSON, atomically."""
     atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
+
+
+def read_json(path: str) -> Any:
+    """Return a JSON file's content, or None where it is missing or unreadable (a run's optional records)."""
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, json.JSONDecodeError):
+        return None
