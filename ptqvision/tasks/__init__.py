@@ -4,6 +4,7 @@ from .base import Task
 from .classification import ClassificationTask, build_dataset, check_labels
 from .instance_segmentation import CocoInstanceTask  # noqa: F401  (registers coco_instance)
 from .semantic_segmentation import SemanticSegmentationTask  # noqa: F401  (registers semantic_segmentation)
+from .sam_semantic import SamSemanticTask  # noqa: F401  (registers sam_semantic)
 
 
 def build_task(cfg: dict, preprocess: dict) -> Task:

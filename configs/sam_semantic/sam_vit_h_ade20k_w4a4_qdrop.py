@@ -1,0 +1,12 @@
+# SAM ViT-H, W4A4, ADE20K semantic segmentation through Semantic Segment Anything: QDrop on PTQ4SAM's placement and
+# units (uniform softmax, no BIG). Only SAM is quantized; the semantic branch
+# (configs/_base_/datasets/ade20k_sam.py) is the same for metrics.fp and metrics.quant, and results.json records it
+# (data.protocol.quantized).
+# No published number for this cell in REFERENCE.md (it gives SAM-B's only).
+# Set model.weights (the official checkpoint, sam_vit_h_4b8939.pth), data.*.root (ADEChallengeData2016) and the
+# semantic branch's model.weights (configs/sam_semantic/semantic_branch/deeplabv3_resnet50_ade20k.py).
+_base_ = ['../_base_/models/sam_vit_h.py', '../_base_/datasets/ade20k_sam.py',
+          '../_base_/quant/sam_default.py', '../_base_/methods/qdrop.py']
+model = dict(weights='checkpoints/sam_vit_h_4b8939.pth')
+quant = dict(w_bits=4, a_bits=4)
+recon = dict(partition='sub_block', batch_size=1, iters=20000, round_lambda=0.01, weight_lr=1e-3, act_lr=4e-5)

@@ -1,0 +1,11 @@
+# SAM ViT-H, W6A6, ADE20K semantic segmentation through Semantic Segment Anything: round-to-nearest on PTQ4SAM's
+# placement (calibrated ranges, uniform softmax). Only SAM is quantized; the semantic branch
+# (configs/_base_/datasets/ade20k_sam.py) is the same for metrics.fp and metrics.quant, and results.json records it
+# (data.protocol.quantized).
+# No published number for this cell in REFERENCE.md (it gives SAM-B's only).
+# Set model.weights (the official checkpoint, sam_vit_h_4b8939.pth), data.*.root (ADEChallengeData2016) and the
+# semantic branch's model.weights (configs/sam_semantic/semantic_branch/deeplabv3_resnet50_ade20k.py).
+_base_ = ['../_base_/models/sam_vit_h.py', '../_base_/datasets/ade20k_sam.py',
+          '../_base_/quant/sam_default.py', '../_base_/methods/rtn.py']
+model = dict(weights='checkpoints/sam_vit_h_4b8939.pth')
+quant = dict(w_bits=6, a_bits=6)
