@@ -8,15 +8,19 @@
 # checkpoint='work_dirs/seg_shapes_rtn_w4a4/quantized.pth')"; a folder of predicted label maps (<image stem>.png):
 # "task.semantic_branch=dict(folder='DIR')".
 # Sized for a CPU: 8x8 point prompts per image (segment-anything's default is 32x32; points_per_batch 64, so the
-# decoder sees the whole grid in one batch) and thresholds lowered from segment-anything's 0.88 / 0.95 for the small
-# SAM, whose predicted IoUs and stability are lower than SAM's (trained on boxes only); calibration on 16 of the 64
-# seg_shapes calibration scenes with a 4x4 grid of point prompts each.
+# decoder sees the whole grid in one batch), and the filters lowered from segment-anything's predicted IoU 0.88 and
+# stability 0.95 to 0.5 and 0.6 (a small SAM's logits are softer than SAM's: at 0.95 stability none passes);
+# calibration on 16 of the 64 seg_shapes calibration scenes with a 4x4 grid of point prompts each.
+# Caveat: the shipped sam_tiny_shapes.pth was trained with box prompts and its first mask slot only; the automatic
+# mask generator prompts single points and reads slots 1-3, where that model's masks are noise (mean IoU about 0.05
+# with the object under the point, predicted IoU about 0) and pass no filter: every image keeps the branch's classes
+# (masks_per_image 0) until a point-trained demo SAM is shipped; set model.weights to one.
 # Small models trained here on synthetic data: the numbers say nothing about SAM or about real benchmarks.
 task = dict(
     type='sam_semantic', num_classes=7, ignore_index=255, reduce_zero_label=False,
     class_names='data/demo/seg_shapes/classes.txt',
     semantic_branch=dict(config='configs/demo/seg_shapes_rtn_w4a4.py'),
-    mask_generator=dict(points_per_side=8, points_per_batch=64, pred_iou_thresh=0.7, stability_score_thresh=0.85,
+    mask_generator=dict(points_per_side=8, points_per_batch=64, pred_iou_thresh=0.5, stability_score_thresh=0.6,
                         box_nms_thresh=0.7),
     calib_points_per_side=4)
 data = dict(
