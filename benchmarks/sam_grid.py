@@ -70,7 +70,7 @@ def trap1(job: JobSpec, seeds=TRAP1_SEEDS) -> dict:
     from ptqvision.checkpoint import load_into, load_quantized
     from ptqvision.config import load_config
     from ptqvision.nn import check_ready
-    from ptqvision.nn.calibrate import activation_quantizers
+    from ptqvision.nn.ops import QuantOp
     from ptqvision.runner import build_quantized, resolve_device
     from ptqvision.tasks import build_task
 
@@ -87,7 +87,7 @@ def trap1(job: JobSpec, seeds=TRAP1_SEEDS) -> dict:
     t = time.perf_counter()
     correct = evaluator.evaluate(qmodel)
     out = {"checkpoint": os.path.relpath(checkpoint, ROOT), "correct": correct, "correct_s": round(time.perf_counter() - t, 1)}
-    quantizers = activation_quantizers(qmodel)
+    quantizers = [m.quantizers()["input"] for m in qmodel.modules() if isinstance(m, QuantOp) and "input" in m.quantizers()]
     for q in quantizers:
         q.drop_prob = 0.5
     runs = {}
@@ -100,7 +100,7 @@ def trap1(job: JobSpec, seeds=TRAP1_SEEDS) -> dict:
     values = [r["segm_mAP"] for r in runs.values()]
     mean = sum(values) / len(values)
     std = (sum((v - mean) ** 2 for v in values) / max(len(values) - 1, 1)) ** 0.5
-    out.update(drop_0_5=runs, activation_quantizers=len(quantizers),
+    out.update(drop_0_5=runs, input_quantizers=len(quantizers),
                drop_0_5_segm_mAP={"mean": round(mean, 2), "std": round(std, 2), "min": round(min(values), 2),
                                   "max": round(max(values), 2), "n": len(values)})
     return out
@@ -151,7 +151,7 @@ def main() -> int:
     if trap:
         s = trap["drop_0_5_segm_mAP"]
         text += (f"\nTrap 1, PTQ4SAM W4A4: correct evaluation (every drop probability 1) segm mAP "
-                 f"{trap['correct']['segm_mAP']:.2f}; with the {trap['activation_quantizers']} activation quantizers "
+                 f"{trap['correct']['segm_mAP']:.2f}; with the {trap['input_quantizers']} layer-input quantizers "
                  f"dropping at 0.5: {s['mean']:.2f} ± {s['std']:.2f} ({s['min']:.2f}-{s['max']:.2f}, n={s['n']} drop "
                  f"seeds); gap {s['mean'] - trap['correct']['segm_mAP']:+.2f}.\n")
     for name, cell in record["cells"].items():

@@ -146,6 +146,13 @@ def measure_cache(name: str, boxes: int, args) -> dict:
             "decoder_keys_per_image_mib": round(keys / 2**20, 1)}
 
 
+def _mem_available_gib() -> float:
+    """Return the machine's available memory (MemAvailable of /proc/meminfo) in GiB."""
+    with open("/proc/meminfo") as f:
+        kib = next(int(line.split()[1]) for line in f if line.startswith("MemAvailable:"))
+    return round(kib / 2**20, 2)
+
+
 def _rss_kib(field: str) -> int:
     with open("/proc/self/status") as f:
         return int(re.search(rf"^{field}:\s+(\d+)", f.read(), re.M).group(1))
@@ -188,16 +195,32 @@ def measure_step(unit: str, chunk: int | None, args) -> dict:
     before = _rss_kib("VmRSS")
     with open("/proc/self/clear_refs", "w") as f:
         f.write("5")  # reset the peak RSS to the current RSS
+    if args.device.startswith("cuda"):
+        torch.cuda.reset_peak_memory_stats()
     t = time.perf_counter()
     report = reconstruct(twin, batches, settings, args.device, schedule=sched, progress=False)
     wall = time.perf_counter() - t
     peak = _rss_kib("VmHWM")
+    device_peak = (round(torch.cuda.max_memory_allocated() / 2**30, 2) if args.device.startswith("cuda") else None)
     (rec,) = report["per_unit"]
     return {"model": "sam_vit_h", "unit": item.unit.name, "chunk_rows": chunk,
             "rows": inputs[0].shape[0] if unit != "encoder_global_attn" else 1,
             "input_shapes": [list(t.shape) for t in inputs], "iters": rec["iters"],
             "s_per_it": round(wall / max(rec["iters"], 1), 2), "cache_gib": round(report["cache_mib"] / 1024, 2),
-            "working_set_gib": round((peak - before) / 2**20, 2), "rss_before_gib": round(before / 2**20, 2)}
+            "working_set_gib": round((peak - before) / 2**20, 2), "rss_before_gib": round(before / 2**20, 2),
+            "device_peak_allocated_gib": device_peak}
+
+
+def save(args, rows: dict, t0: float) -> None:
+    """Write what was measured so far (after every job, so that a cut run keeps its rows)."""
+    from ptqvision.utils.atomic import atomic_write_json
+
+    atomic_write_json(args.out, {
+        "what": "PTQ4SAM joint stage, W4A4, random weights and inputs; see benchmarks/sam_speed.py",
+        "command": " ".join([os.path.relpath(sys.argv[0], ROOT)] + sys.argv[1:]), "device": args.device,
+        "threads": args.threads, "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
+        "load_avg_after": [round(x, 2) for x in os.getloadavg()], "total_wall_s": round(time.perf_counter() - t0, 1),
+        **rows})
 
 
 def main() -> None:
@@ -211,7 +234,12 @@ def main() -> None:
     p.add_argument("--recompute", default="auto", help="recon.recompute for the speed part (auto, true, false)")
     p.add_argument("--step-boxes", type=int, default=300, help="prompts of the decoder unit (step)")
     p.add_argument("--step-iters", type=int, default=2, help="optimisation steps (step)")
-    p.add_argument("--chunk", type=int, default=32, help="recon.chunk_rows tried in the step part")
+    p.add_argument("--chunks", nargs="+", default=["none", "32"],
+                   help="recon.chunk_rows of the decoder unit in the step part ('none': the whole step at once)")
+    p.add_argument("--cache-models", nargs="+", default=["sam_vit_b", "sam_vit_h"], help="models of the cache part")
+    p.add_argument("--cache-boxes", nargs="+", type=int, default=[16, 100, 300], help="boxes per image (cache)")
+    p.add_argument("--step-units", nargs="+", default=["encoder_global_attn", "decoder_i2t"],
+                   choices=["encoder_global_attn", "decoder_i2t"], help="units of the step part")
     p.add_argument("--agq-evals", type=int, default=12)
     p.add_argument("--agq-rows", type=int, default=512)
     p.add_argument("--threads", type=int, default=int(os.environ.get("OMP_NUM_THREADS", "2")))
@@ -243,10 +271,10 @@ def main() -> None:
     if "speed" in args.parts:
         jobs += [("speed", u) for u in args.units]
     if "cache" in args.parts:
-        jobs += [("cache", m, str(b)) for m in ("sam_vit_b", "sam_vit_h") for b in (16, 100, 300)]
+        jobs += [("cache", m, str(b)) for m in args.cache_models for b in args.cache_boxes]
     if "step" in args.parts:
-        jobs += [("step", "encoder_global_attn", "none"), ("step", "decoder_i2t", "none"),
-                 ("step", "decoder_i2t", str(args.chunk))]
+        jobs += [("step", "encoder_global_attn", "none")] if "encoder_global_attn" in args.step_units else []
+        jobs += [("step", "decoder_i2t", c) for c in args.chunks] if "decoder_i2t" in args.step_units else []
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "MKL_NUM_THREADS": str(args.threads)}
     passthrough = ["--device", args.device, "--iters", str(args.iters), "--images", str(args.images), "--boxes",
                    str(args.boxes), "--recompute", str(args.recompute).lower(), "--step-boxes", str(args.step_boxes),
@@ -256,22 +284,26 @@ def main() -> None:
     t0 = time.perf_counter()
     for job in jobs:
         t = time.perf_counter()
+        mem_available_gib = _mem_available_gib()
         out = subprocess.run([sys.executable, os.path.abspath(__file__), *passthrough, "--worker", *job], env=env,
                              cwd=ROOT, capture_output=True, text=True)
         if out.returncode != 0:
             sys.stderr.write(out.stdout[-3000:] + out.stderr[-3000:])
-            raise SystemExit(f"{' '.join(job)} failed (exit {out.returncode})")
+            if job[0] != "step":
+                raise SystemExit(f"{' '.join(job)} failed (exit {out.returncode})")
+            # a step that does not fit is a result: the process was killed (SIGKILL: out of memory)
+            print(f"{' '.join(job)} failed (exit {out.returncode})", file=sys.stderr, flush=True)
+            rows["step"].append({"unit": job[1], "chunk_rows": None if job[2] == "none" else int(job[2]),
+                                 "failed": f"exit {out.returncode}" + (" (killed: out of memory)" if out.returncode == -9 else ""),
+                                 "mem_available_gib_at_start": mem_available_gib,
+                                 "process_wall_s": round(time.perf_counter() - t, 1)})
+            save(args, rows, t0)
+            continue
         row = json.loads(out.stdout.strip().splitlines()[-1])
         row["process_wall_s"] = round(time.perf_counter() - t, 1)
         rows[job[0]].append(row)
         print(f"{' '.join(job)}: {json.dumps(row)}", file=sys.stderr, flush=True)
-    result = {"what": "PTQ4SAM joint stage, W4A4, random weights and inputs; see benchmarks/sam_speed.py",
-              "device": args.device, "threads": args.threads, "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
-              "load_avg_after": [round(x, 2) for x in os.getloadavg()], "total_wall_s": round(time.perf_counter() - t0, 1),
-              **rows}
-    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    with open(args.out, "w") as f:
-        json.dump(result, f, indent=1)
+        save(args, rows, t0)
     if rows["speed"]:
         print(f"\nSAM-B units, {args.images} images x {args.boxes} boxes, {args.iters} iterations, {args.device}, "
               f"{args.threads} threads\n\n| unit | it/s | ms/it (median) | cache (MiB) | peak RSS (MiB) |\n|---|---|---|---|---|")
@@ -288,6 +320,10 @@ def main() -> None:
         print("\nOne optimisation step of SAM-H's largest units (CPU peak-RSS rise)\n\n| unit | rows | chunk_rows | "
               "whole call (GiB) | of which the cached inputs and target (GiB) | s/it |\n|---|---|---|---|---|---|")
         for r in rows["step"]:
+            if "failed" in r:
+                print(f"| {r['unit']} | {args.step_boxes} | {r['chunk_rows']} | did not fit: {r['failed']}, "
+                      f"{r['mem_available_gib_at_start']} GiB available | | |")
+                continue
             print(f"| {r['unit']} | {r['rows']} | {r['chunk_rows']} | {r['working_set_gib']} | {r['cache_gib']} | "
                   f"{r['s_per_it']} |")
     print(f"\nwritten to {os.path.relpath(args.out, ROOT)}")
