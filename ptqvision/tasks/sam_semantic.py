@@ -194,7 +194,8 @@ class SamSemanticEvaluator:
         alone = torch.zeros_like(voted)
         amg = mask_generator(model, self.generator)
         masks_total = 0
-        for s in tqdm(self.samples, desc="eval", disable=not self.progress, leave=False, dynamic_ncols=True, unit="img"):
+        bar = tqdm(self.samples, desc="eval", disable=not self.progress, leave=False, dynamic_ncols=True, unit="img")
+        for s in bar:
             label = torch.from_numpy(load_label(s.label, self.rules)).to(self.device)
             with Image.open(s.image) as im:
                 rgb = np.array(im.convert("RGB"))
