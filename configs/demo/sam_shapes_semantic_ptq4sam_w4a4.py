@@ -4,10 +4,11 @@
 # results.json records the semantic branch under data.protocol.quantized. Sized for a CPU (100 s on one thread of a
 # busy 2-core machine): 16 calibration images with 16 point prompts each, 100 iterations per unit instead of the
 # paper's 20 000, so the AdaRound lr is 1e-2 instead of 1e-3; 8x8 points per image at evaluation.
-# The shipped sam_tiny_shapes.pth was trained with box prompts only: its point-prompted masks pass no filter, so
-# the scores equal the semantic branch's until a point-trained demo SAM is set as model.weights (see the base).
+# The SAM is sam_tiny_shapes_points.pth, the demo SAM fine-tuned for single-point prompts (tools/make_sam_points_demo.py;
+# the box-trained sam_tiny_shapes.pth gives no usable point-prompted masks).
 # Small models trained here on synthetic data.
 _base_ = ['../_base_/models/sam_tiny_shapes.py', '../_base_/datasets/seg_shapes_sam.py',
           '../_base_/quant/sam_default.py', '../_base_/methods/ptq4sam.py']
+model = dict(weights='data/demo/sam_shapes/sam_tiny_shapes_points.pth')
 quant = dict(w_bits=4, a_bits=4)
 recon = dict(iters=100, weight_lr=1e-2, round_lambda=0.01)

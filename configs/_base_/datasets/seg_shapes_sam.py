@@ -11,10 +11,9 @@
 # decoder sees the whole grid in one batch), and the filters lowered from segment-anything's predicted IoU 0.88 and
 # stability 0.95 to 0.5 and 0.6 (a small SAM's logits are softer than SAM's: at 0.95 stability none passes);
 # calibration on 16 of the 64 seg_shapes calibration scenes with a 4x4 grid of point prompts each.
-# Caveat: the shipped sam_tiny_shapes.pth was trained with box prompts and its first mask slot only; the automatic
-# mask generator prompts single points and reads slots 1-3, where that model's masks are noise (mean IoU about 0.05
-# with the object under the point, predicted IoU about 0) and pass no filter: every image keeps the branch's classes
-# (masks_per_image 0) until a point-trained demo SAM is shipped; set model.weights to one.
+# The SAM: the demo configs load sam_tiny_shapes_points.pth (the demo SAM fine-tuned for point prompts by
+# tools/make_sam_points_demo.py); the box-trained sam_tiny_shapes.pth gives noise on point prompts (mask slots 1-3),
+# so no mask would pass the filters and every image would keep the branch's classes.
 # Small models trained here on synthetic data: the numbers say nothing about SAM or about real benchmarks.
 task = dict(
     type='sam_semantic', num_classes=7, ignore_index=255, reduce_zero_label=False,
