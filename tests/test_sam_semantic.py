@@ -360,7 +360,7 @@ def test_demo_configs_resolve_to_the_shipped_files(monkeypatch):
         for path in (cfg["model"]["weights"], cfg["data"]["val"]["list_file"], cfg["data"]["calib"]["list_file"],
                      t["class_names"], t["semantic_branch"]["config"]):
             assert os.path.isfile(path), path
-        assert cfg["model"]["weights"] == "data/demo/sam_shapes/sam_tiny_shapes.pth"
+        assert cfg["model"]["weights"] == "data/demo/sam_shapes/sam_tiny_shapes_points.pth"  # the point-prompt SAM
         assert cfg["data"]["calib"]["list_file"] == "data/demo/seg_shapes/calib.txt"
     with pytest.raises(ConfigError, match="unknown config key 'task.mask_generator.points_per_sid'"):
         load_config(DEMO.format("rtn"), ["task.mask_generator.points_per_sid=4"])
