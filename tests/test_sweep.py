@@ -84,8 +84,9 @@ def test_sweep_runs_every_config_and_records_why_one_failed(tmp_path, tiny_image
     mtimes = {n: (sweep / n / "results.json").stat().st_mtime_ns for n in ("rtn_w4a4", "rtn_w8a8")}
     assert sweep_cli.main(argv + ["--dry-run"]) == 0
     plan = table(capsys.readouterr().out)
-    # the broken run wrote its config.py before failing: it is resumed, not started afresh
-    assert plan["rtn_w4a4"] == "skip (finished with the same config)" and plan["broken_w4a4"] == "resume (--resume)"
+    # the broken run was refused before it wrote anything (bad data fails before any work): it starts afresh
+    assert plan["rtn_w4a4"] == "skip (finished with the same config)" and plan["broken_w4a4"] == "run"
+    assert not (sweep / "broken_w4a4" / "config.py").exists()
     assert plan["typo_w4a4"].startswith("fail: unknown config key")
     assert sweep_cli.main(argv) == 1
     jobs = status(sweep)
