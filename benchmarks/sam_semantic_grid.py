@@ -30,6 +30,9 @@ from ptqvision.report import make_report  # noqa: E402
 from ptqvision.sweep import JobSpec, Sweep, SweepSettings, status_table  # noqa: E402
 from ptqvision.utils.io import atomic_write_json  # noqa: E402
 
+sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
+from seg_grid import demo_jobs, fmt  # noqa: E402
+
 OUT = os.path.join(ROOT, "benchmarks", "out", "sam_semantic_grid")
 RESULTS = os.path.join(ROOT, "benchmarks", "results", "issue12")
 CONFIG = "configs/demo/sam_shapes_semantic_{}_w4a4.py"
@@ -40,19 +43,8 @@ LABEL = ("small models trained here on synthetic data (SAM: sam_tiny of data/dem
 
 
 def jobs(bits=BITS, extra: list[str] | None = None) -> list[JobSpec]:
-    """Return the cells in run order (the first one also evaluates full precision)."""
-    out = []
-    for method in METHODS:
-        for b in bits:
-            w, a = int(b[1]), int(b[3])
-            opts = [f"quant.w_bits={w}", f"quant.a_bits={a}", "eval.progress=False", "device=cpu", f"eval.fp={not out}",
-                    *(extra or [])]
-            out.append(JobSpec(f"{method}_w{w}a{a}", CONFIG.format(method), opts, method))
-    return out
-
-
-def fmt(v: float | None) -> str:
-    return "-" if v is None else f"{v:.2f}"
+    """Return the cells of this grid (``extra``: options added to every cell)."""
+    return demo_jobs(CONFIG, METHODS, bits, extra or [])
 
 
 def per_class_table(fp: dict, rows: list[tuple[JobSpec, dict]]) -> str:

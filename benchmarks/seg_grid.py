@@ -36,15 +36,22 @@ METHODS = {"rtn": "RTN", "qdrop": "QDrop", "pdquant": "PD-Quant"}
 LABEL = "small model trained here on synthetic shapes (data/demo/seg_shapes), not a real segmentation benchmark"
 
 
-def jobs(bits=BITS) -> list[JobSpec]:
-    """Return the cells in run order (the first one also evaluates full precision)."""
+def demo_jobs(config: str, methods, bits, extra=()) -> list[JobSpec]:
+    """Return one cell per method × bits of a demo grid in run order (the first one also evaluates full
+    precision): ``config`` has a ``{}`` for the method; ``extra`` are options added to every cell."""
     out = []
-    for method in METHODS:
+    for method in methods:
         for b in bits:
             w, a = int(b[1]), int(b[3])
-            opts = [f"quant.w_bits={w}", f"quant.a_bits={a}", "eval.progress=False", "device=cpu", f"eval.fp={not out}"]
-            out.append(JobSpec(f"{method}_w{w}a{a}", CONFIG.format(method), opts, method))
+            opts = [f"quant.w_bits={w}", f"quant.a_bits={a}", "eval.progress=False", "device=cpu", f"eval.fp={not out}",
+                    *extra]
+            out.append(JobSpec(f"{method}_w{w}a{a}", config.format(method), opts, method))
     return out
+
+
+def jobs(bits=BITS) -> list[JobSpec]:
+    """Return the cells of this grid."""
+    return demo_jobs(CONFIG, METHODS, bits)
 
 
 def fmt(v: float | None) -> str:
