@@ -19,7 +19,6 @@ times, options) and prints the report machinery's table (``ptqvision.report``) a
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 
@@ -27,11 +26,11 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from ptqvision.report import make_report  # noqa: E402
-from ptqvision.sweep import JobSpec, Sweep, SweepSettings, status_table  # noqa: E402
+from ptqvision.sweep import JobSpec  # noqa: E402
 from ptqvision.utils.io import atomic_write_json  # noqa: E402
 
 sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
-from seg_grid import demo_jobs, fmt  # noqa: E402
+from seg_grid import demo_jobs, fmt, run_grid  # noqa: E402
 
 OUT = os.path.join(ROOT, "benchmarks", "out", "sam_semantic_grid")
 RESULTS = os.path.join(ROOT, "benchmarks", "results", "issue12")
@@ -69,18 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     os.chdir(ROOT)  # configs name data relative to the repository root
     specs = jobs(args.bits, args.options)
-    if not args.summary:
-        Sweep(OUT, specs, SweepSettings(jobs=args.jobs)).run()
-    print(status_table(OUT, [j.name for j in specs]), end="\n\n")
-    rows = []
-    for job in specs:
-        path = os.path.join(OUT, job.name, "results.json")
-        if os.path.isfile(path):
-            with open(path) as f:
-                rows.append((job, json.load(f)))
-    first = next((r for _, r in rows if "fp" in r["metrics"]), None)
-    if first is None:
-        raise SystemExit(f"the full-precision row comes from cell {specs[0].name}: run it too")
+    rows, first = run_grid(OUT, specs, args.jobs, args.summary)
     fp = first["metrics"]["fp"]
     summary = {"label": LABEL,
                "command": "python benchmarks/sam_semantic_grid.py " + " ".join(argv if argv is not None else sys.argv[1:]),

@@ -54,6 +54,24 @@ def jobs(bits=BITS) -> list[JobSpec]:
     return demo_jobs(CONFIG, METHODS, bits)
 
 
+def run_grid(out: str, specs: list[JobSpec], jobs: int, summary_only: bool) -> tuple[list, dict]:
+    """Run the cells not finished yet (unless ``summary_only``), print the sweep's status, and return the
+    finished cells as (job, results) and the results of the cell that measured full precision."""
+    if not summary_only:
+        Sweep(out, specs, SweepSettings(jobs=jobs)).run()
+    print(status_table(out, [j.name for j in specs]), end="\n\n")
+    rows = []
+    for job in specs:
+        path = os.path.join(out, job.name, "results.json")
+        if os.path.isfile(path):
+            with open(path) as f:
+                rows.append((job, json.load(f)))
+    first = next((r for _, r in rows if "fp" in r["metrics"]), None)
+    if first is None:
+        raise SystemExit(f"the full-precision row comes from cell {specs[0].name}: run it too")
+    return rows, first
+
+
 def fmt(v: float | None) -> str:
     return "-" if v is None else f"{v:.2f}"
 
@@ -77,18 +95,8 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     os.chdir(ROOT)  # configs name data relative to the repository root
     specs = jobs(args.bits)
-    if not args.summary:
-        Sweep(OUT, specs, SweepSettings(jobs=args.jobs)).run()
-    print(status_table(OUT, [j.name for j in specs]), end="\n\n")
-    rows = []
-    for job in specs:
-        path = os.path.join(OUT, job.name, "results.json")
-        if os.path.isfile(path):
-            with open(path) as f:
-                rows.append((job, json.load(f)))
-    fp = next((r["metrics"]["fp"] for _, r in rows if "fp" in r["metrics"]), None)
-    if fp is None:
-        raise SystemExit(f"the full-precision row comes from cell {specs[0].name}: run it too")
+    rows, first = run_grid(OUT, specs, args.jobs, args.summary)
+    fp = first["metrics"]["fp"]
     summary = {"label": LABEL, "command": "python benchmarks/seg_grid.py " + " ".join(argv if argv is not None else sys.argv[1:]),
                "fp": fp, "cells": {j.name: {"method": j.label, "bits": f"{r['w_bits']}/{r['a_bits']}", "config": j.config,
                                             "options": j.options, "quant": r["metrics"]["quant"], "time_s": r["time_s"],
