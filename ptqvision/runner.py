@@ -71,6 +71,22 @@ def versions() -> dict[str, str]:
     return out
 
 
+def host() -> dict[str, Any]:
+    """Return what of the machine can change a number or a time: the CPU, torch's CPU kernels, the threads.
+
+    The same code and seed give different roundings (and times) on a CPU with other vector units (AVX2
+    against AVX-512 kernels) or with another thread count, so every result records them.
+    """
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
+    except OSError:
+        pass
+    return {"cpu": cpu, "cpu_count": os.cpu_count(), "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+            "threads": torch.get_num_threads()}
+
+
 def fingerprint(obj: Any) -> str:
     """Return a short hash of a JSON-serialisable object."""
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
@@ -253,6 +269,7 @@ def run(config_path: str, work_dir: str | None = None, options: list[str] | None
         "time_s": {k: round(v, 3) for k, v in times.items()},
         "device": str(dev) if dev.type == "cpu" else f"{dev} ({torch.cuda.get_device_name(dev)})",
         "versions": versions(),
+        "host": host(),
         "quant": cfg["quant"],
         "preprocess": pre,
         "data": task.describe_data(),

@@ -48,8 +48,9 @@ def test_quant_then_test_reproduces_exactly_and_resume(tmp_path, dataset, capsys
     assert "resnet18" in out and "rtn" in out and "4/4" in out
     results = json.loads((work / "results.json").read_text())
     for key in ("config", "model", "method", "w_bits", "a_bits", "metrics", "calib", "time_s", "device",
-                "versions"):
+                "versions", "host"):
         assert key in results
+    assert results["host"]["threads"] == torch.get_num_threads() and results["host"]["cpu_capability"]
     assert set(results["metrics"]) == {"fp", "quant"}
     assert set(results["time_s"]) == {"calibration", "reconstruction", "evaluation", "total"}
     assert results["calib"]["num_samples"] == 8 and results["calib"]["seed"] == 3
