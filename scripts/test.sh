@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
-# Run the test suite on CPU with one thread and no model-hub access (a few minutes on 2 cores).
+# Run the test suite on CPU, one thread per pytest worker, no model-hub access (minutes on 2 cores).
+# Workers: one per core, at most 4 (pytest-xdist); PTQV_TEST_WORKERS=0 runs them in this process.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 HF_HUB_OFFLINE=1
-exec .venv/bin/python -m pytest -q tests "$@"
+cores=$(nproc 2>/dev/null || echo 1)
+workers=${PTQV_TEST_WORKERS:-$(( cores < 4 ? cores : 4 ))}
+exec .venv/bin/python -m pytest -q -n "$workers" tests "$@"
