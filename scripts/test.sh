@@ -4,6 +4,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 HF_HUB_OFFLINE=1
-cores=$(nproc 2>/dev/null || echo 1)
+cores=$(env -u OMP_NUM_THREADS -u OMP_THREAD_LIMIT nproc 2>/dev/null || echo 1)  # nproc obeys OMP_NUM_THREADS
 workers=${PTQV_TEST_WORKERS:-$(( cores < 4 ? cores : 4 ))}
 exec .venv/bin/python -m pytest -q -n "$workers" tests "$@"
