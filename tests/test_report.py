@@ -339,3 +339,29 @@ def test_seeded_cells_of_a_benchmark_grid(tmp_path, capsys):
     text = make_report(cells=cells, notes=notes)
     assert "| W4A4 | QDrop | 50.00 (-29.00) |" in text and "| W2A4 | QDrop | 30.00 (-49.00) |" in text
     assert seeds.grid_cells(str(tmp_path / "none")) == ([], [f"no such file or folder: {tmp_path / 'none'}"])
+
+
+def test_cell_seeds_record_grows_without_rewriting_earlier_runs(tmp_path):
+    """benchmarks/cell_seeds.py: the seeded jobs of a sweep join the committed record; runs it already holds
+    (earlier sessions') stay as they are, and each cell's spread is taken over all of its runs."""
+    sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
+    import cell_seeds
+
+    sweep = tmp_path / "recon_grid"
+    jobs = {}
+    for i, (seed, top1) in enumerate([(1005, 50.0), (1, 52.0), (2, 99.0)]):
+        name = f"mobilenet_v2_folded_w4a4_brecq_seed{seed}"
+        write(sweep / name, results("mobilenet_v2_folded", "brecq", 4, 4, top1))
+        jobs[name] = {"name": name, "state": "done", "threads": 1,
+                      "started": "2026-12-01T10:00:00", "finished": f"2026-12-01T10:0{i + 1}:00"}
+    (sweep / "status.json").write_text(json.dumps({"jobs": jobs}))
+    record = {"what": "kept", "cells": {"mobilenet_v2_folded/w4a4/brecq": {"runs": {"2": {"top1": 51.0}}}}}
+
+    added = cell_seeds.collect(record, [str(sweep), str(tmp_path / "missing")], "main (abc)")
+    assert added == ["mobilenet_v2_folded/w4a4/brecq/1005", "mobilenet_v2_folded/w4a4/brecq/1"]
+    cell = record["cells"]["mobilenet_v2_folded/w4a4/brecq"]
+    assert list(cell["runs"]) == ["1005", "1", "2"] and cell["runs"]["2"] == {"top1": 51.0}
+    assert cell["runs"]["1"]["wall_s"] == 120.0 and cell["runs"]["1"]["run"] == \
+        "main (abc), benchmarks/recon_grid.py through the sweep"
+    assert cell["top1"] == {"n": 3, "mean": 51.0, "std": 1.0, "min": 50.0, "max": 52.0}
+    assert record["what"] == "kept" and cell_seeds.collect(record, [str(sweep)], "again") == []
