@@ -17,7 +17,7 @@ import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from seeds import spread, sweep_seed_table  # noqa: E402
+from seeds import fmt_spread, spread, sweep_seed_table  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -34,8 +34,6 @@ def git_label() -> str:
 
 def collect(record: dict, sweep_dirs: list[str], label: str) -> list[str]:
     """Add the seeded runs of ``sweep_dirs`` that ``record`` lacks; return the keys ``<cell>/<seed>`` added."""
-    from ptqvision.report import read_results
-
     cells = record.setdefault("cells", {})
     added = []
     for sweep in sweep_dirs:
@@ -47,8 +45,7 @@ def collect(record: dict, sweep_dirs: list[str], label: str) -> list[str]:
             runs = cells.setdefault(cell, {}).setdefault("runs", {})
             if seed in runs:
                 continue
-            res = read_results(os.path.join(sweep, run["source"])) or {}
-            host = res.get("host") or {}
+            host = run["host"]
             runs[seed] = {"top1": run["top1"], "top5": run["top5"], "wall_s": run["time_s"],
                           "threads": run["threads"] or host.get("threads"),
                           "cpu_capability": host.get("cpu_capability"),
@@ -78,11 +75,10 @@ def main() -> None:
             record = json.load(f)
     added = collect(record, args.sweeps, args.label or git_label())
     atomic_write_json(args.out, record)
-    print("| cell | top-1 per seed | mean ± std (min-max), n |\n|---|---|---|")
+    print("| cell | top-1 per seed | mean ± std (min–max, n) |\n|---|---|---|")
     for cell, c in record["cells"].items():
-        s = c["top1"]
         per = " / ".join(f"{r['top1']:.2f}" for r in c["runs"].values())
-        print(f"| {cell} | {per} | {s['mean']:.2f} ± {s['std']:.2f} ({s['min']:.2f}-{s['max']:.2f}), {s['n']} |")
+        print(f"| {cell} | {per} | {fmt_spread(c['top1'])} |")
     print(f"\n{len(added)} run(s) added to {args.out}")
 
 

@@ -99,7 +99,7 @@ def seeded_job(name: str, seed: int | None) -> str:
 
 def sweep_seed_table(sweep_dir: str) -> dict:
     """Return the finished seeded jobs of a sweep as :func:`by_seed` reads them: ``{<cell>/seed<s>: {top1,
-    time_s (the job's wall seconds), threads}}``."""
+    time_s (the job's wall seconds), threads, host (results.json's record of the machine)}}``."""
     from ptqvision.report import read_results
     from ptqvision.sweep import elapsed_s, read_status
 
@@ -113,7 +113,8 @@ def sweep_seed_table(sweep_dir: str) -> dict:
         table[seed_key(f"{m['model']}/{m['bits']}/{m['variant']}", int(m["seed"]))] = {
             "top1": res["metrics"]["quant"]["top1"], "top5": res["metrics"]["quant"].get("top5"),
             "time_s": round(wall if wall is not None else res["time_s"]["total"], 1),
-            "threads": rec.get("threads") or 0, "source": os.path.join(name, "results.json")}
+            "threads": rec.get("threads") or 0, "host": res.get("host") or {},
+            "source": os.path.join(name, "results.json")}
     return table
 
 
